@@ -1,1 +1,36 @@
-fn main(){}
+//! Caching for async Rust services on Redis: annotate an async fn, configure Redis through the
+//! environment, and keep serving when Redis is slow, down, or returns junk.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cache_core::CacheError> {
+//! // REDIS_URL, REDIS_POOL_SIZE, CACHE_TTL_DEFAULT, ... and a .env file
+//! let cache = cache_core::init_from_env().await?;
+//! cache.set("user:123", "Alice", None).await?;
+//! let user: Option<String> = cache.get("user:123").await?;
+//! println!("{user:?}, {:?}", cache.health_check().await);
+//! # Ok(()) }
+//! ```
+//!
+//! Layers, each calling only those below it: the attributes' expansion (`__private`), the public
+//! API ([`Cache`], [`init`], [`get_cache`]), the policy (enabled, fail silently, counting), the
+//! encoding ([`codec`]), and the backends (Redis through fred's pool, or in-process memory).
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod backend;
+mod cache;
+pub mod codec;
+mod config;
+mod error;
+mod global;
+mod health;
+mod stats;
+// macros-helper: key, flight and private modules go here
+
+pub use cache::Cache;
+pub use config::{BackendConfig, CacheConfig, CacheConfigBuilder, ConfigError, RedisUrl};
+pub use error::CacheError;
+pub use global::{get_cache, init, init_from_env};
+pub use health::HealthReport;
+pub use stats::CacheStats;
+// macros-helper: pub use cache_macros::{cached, invalidate_cache}; and the __private module

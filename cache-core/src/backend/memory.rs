@@ -1,0 +1,199 @@
+//! The in-process backend: a bounded moka map with a TTL per entry and Redis' semantics.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use moka::ops::compute::{CompResult, Op};
+use moka::sync::Cache as Map;
+use moka::Expiry;
+
+use super::{Backend, NOT_AN_INTEGER, OVERFLOW};
+use crate::{CacheError, HealthReport};
+
+/// One stored value and when it expires.
+#[derive(Clone, Debug)]
+struct Entry {
+    value: Bytes,
+    expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+/// Tells moka to drop each entry at its own `expires_at`.
+struct PerEntryExpiry;
+
+impl Expiry<String, Entry> for PerEntryExpiry {
+    fn expire_after_create(&self, _: &String, entry: &Entry, now: Instant) -> Option<Duration> {
+        entry.expires_at.map(|t| t.saturating_duration_since(now))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        entry.expires_at.map(|t| t.saturating_duration_since(now))
+    }
+}
+
+/// Values in this process' memory, evicting the least recently used past `max_bytes`.
+#[derive(Clone)]
+pub(crate) struct MemoryBackend {
+    map: Map<String, Entry>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("entries", &self.map.entry_count())
+            .finish()
+    }
+}
+
+impl MemoryBackend {
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        let map = Map::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key: &String, entry: &Entry| {
+                u32::try_from(key.len() + entry.value.len()).unwrap_or(u32::MAX)
+            })
+            .expire_after(PerEntryExpiry)
+            .build();
+        MemoryBackend {
+            map,
+            started: Instant::now(),
+        }
+    }
+
+    fn live(&self, key: &str) -> Option<Entry> {
+        self.map.get(key).filter(|e| e.live(Instant::now()))
+    }
+}
+
+impl Backend for MemoryBackend {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        Ok(self.live(key).map(|e| e.value))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        let expires_at = Instant::now().checked_add(ttl);
+        self.map.insert(key.to_owned(), Entry { value, expires_at });
+        Ok(())
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        Ok(keys.iter().map(|k| self.live(k).map(|e| e.value)).collect())
+    }
+
+    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> Result<(), CacheError> {
+        let expires_at = Instant::now().checked_add(ttl);
+        for (key, value) in items {
+            self.map.insert(key, Entry { value, expires_at });
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, keys: &[&str]) -> Result<u64, CacheError> {
+        let now = Instant::now();
+        let removed = keys
+            .iter()
+            .filter(|k| self.map.remove(**k).is_some_and(|e| e.live(now)))
+            .count();
+        Ok(removed as u64)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        Ok(self.live(key).is_some())
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
+        let now = Instant::now();
+        Ok(self
+            .live(key)
+            .and_then(|e| e.expires_at)
+            .map(|t| t.saturating_duration_since(now)))
+    }
+
+    async fn increment(&self, key: &str, amount: i64) -> Result<i64, CacheError> {
+        // One atomic read-modify-write per key, as INCRBY is: concurrent increments never lose one.
+        let mut outcome = Err(CacheError::Redis(NOT_AN_INTEGER.to_owned()));
+        let result = self.map.entry_by_ref(key).and_compute_with(|current| {
+            let now = Instant::now();
+            let current = current.map(|e| e.into_value()).filter(|e| e.live(now));
+            let (base, expires_at) = match &current {
+                Some(e) => match std::str::from_utf8(&e.value)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                {
+                    Some(n) => (n, e.expires_at),
+                    None => return Op::Nop,
+                },
+                None => (0, None),
+            };
+            match base.checked_add(amount) {
+                Some(n) => {
+                    outcome = Ok(n);
+                    Op::Put(Entry {
+                        value: Bytes::from(n.to_string()),
+                        expires_at,
+                    })
+                }
+                None => {
+                    outcome = Err(CacheError::Redis(OVERFLOW.to_owned()));
+                    Op::Nop
+                }
+            }
+        });
+        debug_assert!(!matches!(result, CompResult::Removed(_)));
+        outcome
+    }
+
+    async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
+        let matching: Vec<std::sync::Arc<String>> = self
+            .map
+            .iter()
+            .filter(|(key, _)| cache_keys::pattern::matches(pattern, key))
+            .map(|(key, _)| key)
+            .collect();
+        let now = Instant::now();
+        let removed = matching
+            .iter()
+            .filter(|k| self.map.remove(k.as_str()).is_some_and(|e| e.live(now)))
+            .count();
+        Ok(removed as u64)
+    }
+
+    async fn health(&self) -> HealthReport {
+        let started = Instant::now();
+        self.map.run_pending_tasks();
+        let bytes = self.map.weighted_size();
+        HealthReport {
+            healthy: true,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            version: Some(concat!("cache-core ", env!("CARGO_PKG_VERSION")).to_owned()),
+            used_memory: Some(human_bytes(bytes)),
+            connected_clients: None,
+            uptime_seconds: Some(self.started.elapsed().as_secs()),
+            error: None,
+            backend: "memory",
+        }
+    }
+}
+
+/// Bytes the way Redis' `used_memory_human` writes them: `812B`, `2.50K`, `1.25M`, `3.00G`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, f64); 3] = [("G", 1073741824.0), ("M", 1048576.0), ("K", 1024.0)];
+    for (unit, size) in UNITS {
+        if bytes as f64 >= size {
+            return format!("{:.2}{unit}", bytes as f64 / size);
+        }
+    }
+    format!("{bytes}B")
+}

@@ -1,0 +1,44 @@
+//! Backends: where the bytes live. Bytes in, bytes out; no knowledge of codecs or policy.
+//!
+//! [`redis::RedisBackend`] is the real one; [`memory::MemoryBackend`] keeps values in this process
+//! (the quickstart's embedded default, and the reference the behaviour suite holds Redis to).
+
+pub(crate) mod memory;
+pub(crate) mod redis;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::{CacheError, HealthReport};
+
+/// What every backend does, with Redis' semantics.
+///
+/// Keys are exact strings; patterns are Redis globs already checked by the caller.
+pub(crate) trait Backend {
+    /// The value under `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError>;
+    /// Stores `value` under `key`, expiring after `ttl`.
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError>;
+    /// The values under `keys`, in order, in one round trip.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError>;
+    /// Stores every pair, each expiring after `ttl`, in one round trip.
+    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> Result<(), CacheError>;
+    /// Removes `keys`; the number that existed.
+    async fn delete(&self, keys: &[&str]) -> Result<u64, CacheError>;
+    /// Whether `key` holds a value.
+    async fn exists(&self, key: &str) -> Result<bool, CacheError>;
+    /// The time `key` has left; `None` when absent or without expiry.
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError>;
+    /// Adds `amount` to the integer under `key` (0 when absent) and returns the result.
+    async fn increment(&self, key: &str, amount: i64) -> Result<i64, CacheError>;
+    /// Removes every key matching the glob `pattern`; the number removed.
+    async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError>;
+    /// A health report; never fails.
+    async fn health(&self) -> HealthReport;
+}
+
+/// The error Redis gives for INCRBY on a value that is not an integer, shared by both backends.
+pub(crate) const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+/// The error Redis gives for an INCRBY that overflows.
+pub(crate) const OVERFLOW: &str = "ERR increment or decrement would overflow";

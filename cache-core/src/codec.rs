@@ -1,0 +1,302 @@
+//! Value encoding: the codecs, and the envelope header in front of every stored value.
+//!
+//! A stored value is `[0xCA, 0xCE, version, codec id, flags]` followed by the codec's bytes. The
+//! header lets a reader tell our values from foreign, truncated or corrupt bytes, and read values
+//! written with another codec than its own. Decoding never panics and never allocates more than
+//! [`MAX_DECODE_BYTES`], whatever a length prefix in the bytes claims.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::CacheError;
+
+const MAGIC: [u8; 2] = [0xCA, 0xCE];
+const FORMAT_VERSION: u8 = 1;
+/// The length of the envelope header.
+pub const HEADER_LEN: usize = 5;
+/// The most bytes a decode may claim for its containers (strings, vectors, maps).
+pub const MAX_DECODE_BYTES: usize = 512 * 1024 * 1024;
+
+/// A serialization format for cached values.
+///
+/// Implemented by [`Bincode`] (the default) and, with the `json` feature, [`Json`]. The codec a
+/// value was written with is recorded in its header by [`Codec::ID`].
+pub trait Codec {
+    /// The id stored in the value header; unique per codec.
+    const ID: u8;
+    /// Appends the encoding of `value` to `out`.
+    fn encode<V: Serialize + ?Sized>(value: &V, out: &mut Vec<u8>) -> Result<(), CacheError>;
+    /// Decodes a whole value from `bytes`; trailing bytes are an error.
+    fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError>;
+}
+
+/// Why stored bytes could not be read as a value: each is a miss, never an error for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The bytes do not start with our header: another program or library wrote them.
+    #[error("foreign bytes (no cache header)")]
+    Foreign,
+    /// The header names a format version this build does not know.
+    #[error("unknown format version {0}")]
+    Version(u8),
+    /// The header names a codec this build does not have (or was built without).
+    #[error("unknown or disabled codec {0}")]
+    UnknownCodec(u8),
+    /// The header has flags this build does not understand.
+    #[error("unsupported flags {0:#04x}")]
+    Flags(u8),
+    /// The codec rejected the bytes: truncated, corrupt, or a value of another type.
+    #[error("undecodable value: {0}")]
+    Corrupt(String),
+}
+
+/// bincode 2 with its serde support, standard configuration and a decode limit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bincode;
+
+type BincodeConfig = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_DECODE_BYTES>,
+>;
+
+const BINCODE: BincodeConfig = bincode::config::standard().with_limit::<MAX_DECODE_BYTES>();
+
+impl Codec for Bincode {
+    const ID: u8 = 1;
+
+    fn encode<V: Serialize + ?Sized>(value: &V, out: &mut Vec<u8>) -> Result<(), CacheError> {
+        bincode::serde::encode_into_std_write(value, out, BINCODE)
+            .map(|_| ())
+            .map_err(|e| CacheError::Encode(e.to_string()))
+    }
+
+    fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
+        let (value, read) = bincode::serde::decode_from_slice(bytes, BINCODE)
+            .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+        if read != bytes.len() {
+            return Err(DecodeError::Corrupt(format!(
+                "{} trailing bytes",
+                bytes.len() - read
+            )));
+        }
+        Ok(value)
+    }
+}
+
+/// serde_json: readable with `redis-cli`, larger and slower than bincode.
+#[cfg(feature = "json")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
+
+#[cfg(feature = "json")]
+impl Codec for Json {
+    const ID: u8 = 2;
+
+    fn encode<V: Serialize + ?Sized>(value: &V, out: &mut Vec<u8>) -> Result<(), CacheError> {
+        serde_json::to_writer(out, value).map_err(|e| CacheError::Encode(e.to_string()))
+    }
+
+    fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Corrupt(e.to_string()))
+    }
+}
+
+/// The codec a cache writes new values with (`CACHE_CODEC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CodecKind {
+    /// [`Bincode`]: compact and fast; the default.
+    #[default]
+    Bincode,
+    /// [`Json`]: needs the `json` feature.
+    #[cfg(feature = "json")]
+    Json,
+}
+
+impl CodecKind {
+    pub(crate) const EXPECTED: &'static str = if cfg!(feature = "json") {
+        "`bincode` or `json`"
+    } else {
+        "`bincode` (`json` needs the `json` feature of cache-core)"
+    };
+
+    /// The codec's name as `CACHE_CODEC` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CodecKind::Bincode => "bincode",
+            #[cfg(feature = "json")]
+            CodecKind::Json => "json",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "bincode" => Some(CodecKind::Bincode),
+            #[cfg(feature = "json")]
+            "json" => Some(CodecKind::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Serializes `value` with `codec`, header first, into a buffer sized for it.
+pub fn encode_value<V: Serialize + ?Sized>(
+    codec: CodecKind,
+    value: &V,
+) -> Result<Vec<u8>, CacheError> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&MAGIC);
+    out.push(FORMAT_VERSION);
+    match codec {
+        CodecKind::Bincode => {
+            out.push(Bincode::ID);
+            out.push(0);
+            Bincode::encode(value, &mut out)?;
+        }
+        #[cfg(feature = "json")]
+        CodecKind::Json => {
+            out.push(Json::ID);
+            out.push(0);
+            Json::encode(value, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a value written by [`encode_value`], with whichever codec its header names.
+pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
+    let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+        return Err(DecodeError::Foreign);
+    };
+    let [m0, m1, version, codec, flags] = *header;
+    if [m0, m1] != MAGIC {
+        return Err(DecodeError::Foreign);
+    }
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    if flags != 0 {
+        return Err(DecodeError::Flags(flags));
+    }
+    match codec {
+        Bincode::ID => Bincode::decode(body),
+        #[cfg(feature = "json")]
+        Json::ID => Json::decode(body),
+        other => Err(DecodeError::UnknownCodec(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Server {
+        id: i64,
+        name: String,
+        tags: Vec<String>,
+    }
+
+    fn server() -> Server {
+        Server {
+            id: 7,
+            name: "édition ✓".into(),
+            tags: vec!["a".into(), String::new()],
+        }
+    }
+
+    #[test]
+    fn round_trips_with_every_codec() {
+        let mut kinds = vec![CodecKind::Bincode];
+        #[cfg(feature = "json")]
+        kinds.push(CodecKind::Json);
+        for kind in kinds {
+            let bytes = encode_value(kind, &server()).unwrap();
+            assert_eq!(
+                decode_value::<Server>(&bytes).unwrap(),
+                server(),
+                "{kind:?}"
+            );
+            let empty = encode_value(kind, "").unwrap();
+            assert_eq!(decode_value::<String>(&empty).unwrap(), "");
+            let empty_vec = encode_value(kind, &Vec::<u8>::new()).unwrap();
+            assert_eq!(
+                decode_value::<Vec<u8>>(&empty_vec).unwrap(),
+                Vec::<u8>::new()
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_and_damaged_bytes_are_detected() {
+        let good = encode_value(CodecKind::Bincode, &server()).unwrap();
+        assert_eq!(
+            decode_value::<Server>(b"{\"id\":7}"),
+            Err(DecodeError::Foreign)
+        );
+        assert_eq!(decode_value::<Server>(b""), Err(DecodeError::Foreign));
+        assert_eq!(
+            decode_value::<Server>(&good[..3]),
+            Err(DecodeError::Foreign)
+        );
+        for cut in HEADER_LEN..good.len() {
+            assert!(
+                matches!(
+                    decode_value::<Server>(&good[..cut]),
+                    Err(DecodeError::Corrupt(_))
+                ),
+                "{cut}"
+            );
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(matches!(
+            decode_value::<Server>(&longer),
+            Err(DecodeError::Corrupt(_))
+        ));
+        let mut versioned = good.clone();
+        versioned[2] = 9;
+        assert_eq!(
+            decode_value::<Server>(&versioned),
+            Err(DecodeError::Version(9))
+        );
+        let mut codec = good.clone();
+        codec[3] = 200;
+        assert_eq!(
+            decode_value::<Server>(&codec),
+            Err(DecodeError::UnknownCodec(200))
+        );
+        let mut flagged = good;
+        flagged[4] = 0x80;
+        assert_eq!(
+            decode_value::<Server>(&flagged),
+            Err(DecodeError::Flags(0x80))
+        );
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_refused_without_allocating() {
+        // Header, then a varint length prefix claiming 4 GiB (0xFC = u32 follows) of string bytes.
+        let mut bytes = vec![0xCA, 0xCE, 1, Bincode::ID, 0, 0xFC];
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend_from_slice(b"tiny");
+        assert!(matches!(
+            decode_value::<String>(&bytes),
+            Err(DecodeError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_value::<Vec<u64>>(&bytes),
+            Err(DecodeError::Corrupt(_))
+        ));
+        // u64::MAX elements: would overflow a capacity computation without the limit.
+        let mut bytes = vec![0xCA, 0xCE, 1, Bincode::ID, 0, 0xFD];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(
+            decode_value::<Vec<u8>>(&bytes),
+            Err(DecodeError::Corrupt(_))
+        ));
+    }
+}

@@ -1,0 +1,810 @@
+//! Configuration: the environment variables of the contract, a `.env` file, and a builder.
+//!
+//! Every value is checked once, at startup; a bad one is a [`ConfigError`] that names the variable
+//! and the expected form. Passwords are kept out of `Debug`, `Display`, logs and errors.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use crate::codec::CodecKind;
+
+/// A configuration value that is missing its expected form.
+///
+/// `Display` reads like `REDIS_PORT: expected a port number from 1 to 65535, got "http"`. The
+/// offending value is left out when it may hold a secret (`REDIS_URL`, `REDIS_PASSWORD`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: expected {expected}{}", got.as_ref().map(|v| format!(", got {v:?}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The environment variable (or builder setting) at fault.
+    pub variable: &'static str,
+    /// The form the value must have.
+    pub expected: String,
+    /// The value that was given, when it is safe to show.
+    pub got: Option<String>,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, expected: impl Into<String>, got: Option<&str>) -> Self {
+        ConfigError {
+            variable,
+            expected: expected.into(),
+            got: got.map(str::to_owned),
+        }
+    }
+}
+
+/// Where values are kept.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendConfig {
+    /// A Redis server, cluster or sentinel group, reached through this URL.
+    Redis(RedisUrl),
+    /// The in-process backend: a bounded map in this process' memory.
+    Memory {
+        /// The most bytes (keys plus values) kept before the least recently used are evicted.
+        max_bytes: u64,
+    },
+}
+
+impl fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendConfig::Redis(url) => f.debug_tuple("Redis").field(url).finish(),
+            BackendConfig::Memory { max_bytes } => f
+                .debug_struct("Memory")
+                .field("max_bytes", max_bytes)
+                .finish(),
+        }
+    }
+}
+
+/// A Redis URL whose password never shows: `Debug` and `Display` print `***` in its place.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+/// The URL schemes fred understands, with whether they need TLS.
+const SCHEMES: [(&str, bool); 12] = [
+    ("redis", false),
+    ("rediss", true),
+    ("redis-cluster", false),
+    ("rediss-cluster", true),
+    ("redis-sentinel", false),
+    ("rediss-sentinel", true),
+    ("valkey", false),
+    ("valkeys", true),
+    ("valkey-cluster", false),
+    ("valkeys-cluster", true),
+    ("valkey-sentinel", false),
+    ("valkeys-sentinel", true),
+];
+
+impl RedisUrl {
+    /// Checks `url` against the forms fred accepts and wraps it.
+    ///
+    /// `variable` names the setting in the error.
+    fn parse(variable: &'static str, url: &str) -> Result<Self, ConfigError> {
+        const FORM: &str =
+            "a URL such as redis://[[user]:password@]host[:port][/db], rediss://.., \
+                            redis-cluster://host:port?node=host:port or \
+                            redis-sentinel://host:26379/0?sentinelServiceName=name";
+        let parsed = url::Url::parse(url).map_err(|e| {
+            ConfigError::new(variable, format!("{FORM} (it does not parse: {e})"), None)
+        })?;
+        let Some(&(_, tls)) = SCHEMES.iter().find(|(s, _)| *s == parsed.scheme()) else {
+            return Err(ConfigError::new(
+                variable,
+                format!("{FORM} (unknown scheme {:?})", parsed.scheme()),
+                None,
+            ));
+        };
+        if tls && !cfg!(feature = "tls") {
+            return Err(ConfigError::new(
+                variable,
+                format!(
+                    "a plain-text URL, or a build of cache-core with the `tls` feature: {:?} needs TLS \
+                     and connecting without it would send data in the clear",
+                    parsed.scheme()
+                ),
+                None,
+            ));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(ConfigError::new(
+                variable,
+                format!("{FORM} (no host)"),
+                None,
+            ));
+        }
+        fred::types::config::Config::from_url(url)
+            .map_err(|e| ConfigError::new(variable, format!("{FORM} ({})", e.details()), None))?;
+        Ok(RedisUrl(url.to_owned()))
+    }
+
+    /// The URL with its password(s) replaced by `***`, for logs and messages.
+    pub fn redacted(&self) -> String {
+        let Ok(mut url) = url::Url::parse(&self.0) else {
+            return "<unparsable URL>".to_owned();
+        };
+        if url.password().is_some() {
+            // Cannot fail: the URL has a host (checked in `parse`), so it can hold a password.
+            let _ = url.set_password(Some("***"));
+        }
+        let secret_query = url
+            .query_pairs()
+            .any(|(k, _)| k.to_ascii_lowercase().contains("password"));
+        if secret_query {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k.to_ascii_lowercase().contains("password") {
+                        "***".to_owned()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string()
+    }
+
+    /// The URL as given, password included: for handing to the Redis client only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// The settings of a [`Cache`](crate::Cache), read once at startup.
+///
+/// Build it from the environment with [`CacheConfig::from_env`] or in code with
+/// [`CacheConfig::builder`]:
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_core::CacheConfig;
+///
+/// let config = CacheConfig::builder()
+///     .url("redis://:s3cret@cache.internal:6379/2")
+///     .pool_size(4)
+///     .default_ttl(Duration::from_secs(600))
+///     .build()?;
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// # Ok::<(), cache_core::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheConfig {
+    backend: BackendConfig,
+    pool_size: NonZeroUsize,
+    socket_timeout: Duration,
+    enabled: bool,
+    default_ttl: Duration,
+    fail_silently: bool,
+    codec: CodecKind,
+}
+
+/// The defaults of the contract.
+mod defaults {
+    pub const URL: &str = "redis://localhost:6379/0";
+    pub const POOL_SIZE: usize = 10;
+    pub const SOCKET_TIMEOUT_SECS: f64 = 5.0;
+    pub const TTL_SECS: u64 = 300;
+    pub const MEMORY_MAX_BYTES: u64 = 256 * 1024 * 1024;
+}
+
+impl Default for CacheConfig {
+    /// The contract's defaults: Redis at `redis://localhost:6379/0`, 10 connections, 5 s timeout,
+    /// enabled, 300 s TTL, failing silently, bincode.
+    fn default() -> Self {
+        CacheConfig {
+            backend: BackendConfig::Redis(RedisUrl(defaults::URL.to_owned())),
+            pool_size: NonZeroUsize::MIN.saturating_add(defaults::POOL_SIZE - 1),
+            socket_timeout: Duration::from_secs_f64(defaults::SOCKET_TIMEOUT_SECS),
+            enabled: true,
+            default_ttl: Duration::from_secs(defaults::TTL_SECS),
+            fail_silently: true,
+            codec: CodecKind::Bincode,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Reads the configuration from the process environment, after loading a `.env` file from the
+    /// working directory if there is one (variables already set win over the file).
+    ///
+    /// | variable | default | form |
+    /// |---|---|---|
+    /// | `REDIS_URL` | `redis://localhost:6379/0` | any URL fred accepts; wins over the four below |
+    /// | `REDIS_HOST` / `REDIS_PORT` / `REDIS_DB` | `localhost` / `6379` / `0` | host, 1-65535, 0-255 |
+    /// | `REDIS_USERNAME` / `REDIS_PASSWORD` | none | ACL user and password |
+    /// | `REDIS_POOL_SIZE` | `10` | connections, at least 1 |
+    /// | `REDIS_SOCKET_TIMEOUT` | `5` | seconds, fractions allowed, above 0 |
+    /// | `CACHE_ENABLED` | `true` | true/false/1/0/yes/no |
+    /// | `CACHE_TTL_DEFAULT` | `300` | whole seconds, at least 1 |
+    /// | `CACHE_FAIL_SILENTLY` | `true` | true/false/1/0/yes/no |
+    /// | `CACHE_BACKEND` | `redis` | `redis` or `memory` |
+    /// | `CACHE_MEMORY_MAX_BYTES` | `268435456` | bytes kept by the memory backend |
+    /// | `CACHE_CODEC` | `bincode` | `bincode` or `json` (feature `json`) |
+    ///
+    /// An empty variable counts as unset.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => {
+                return Err(ConfigError::new(
+                    ".env",
+                    format!("lines of the form NAME=value ({e})"),
+                    None,
+                ))
+            }
+        }
+        Self::from_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+    }
+
+    /// Reads the configuration from any source of variables, for example a map in a test.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use cache_core::CacheConfig;
+    ///
+    /// let vars = HashMap::from([("REDIS_PORT", "http")]);
+    /// let err = CacheConfig::from_lookup(|name| vars.get(name).map(|v| v.to_string())).unwrap_err();
+    /// assert_eq!(err.variable, "REDIS_PORT");
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut b = CacheConfig::builder();
+        b.backend = match var("CACHE_BACKEND").as_deref().map(str::trim) {
+            None | Some("redis") => Some(redis_from_vars(&var)?),
+            Some("memory") => Some(BackendConfig::Memory {
+                max_bytes: match var("CACHE_MEMORY_MAX_BYTES") {
+                    Some(v) => parse_positive("CACHE_MEMORY_MAX_BYTES", &v)?,
+                    None => defaults::MEMORY_MAX_BYTES,
+                },
+            }),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "CACHE_BACKEND",
+                    "`redis` or `memory`",
+                    Some(other),
+                ))
+            }
+        };
+        if let Some(v) = var("REDIS_POOL_SIZE") {
+            let n = parse_positive("REDIS_POOL_SIZE", &v)?;
+            b = b.pool_size(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        if let Some(v) = var("REDIS_SOCKET_TIMEOUT") {
+            b = b.socket_timeout(parse_seconds("REDIS_SOCKET_TIMEOUT", &v)?);
+        }
+        if let Some(v) = var("CACHE_ENABLED") {
+            b = b.enabled(parse_bool("CACHE_ENABLED", &v)?);
+        }
+        if let Some(v) = var("CACHE_TTL_DEFAULT") {
+            b = b.default_ttl(Duration::from_secs(parse_positive(
+                "CACHE_TTL_DEFAULT",
+                &v,
+            )?));
+        }
+        if let Some(v) = var("CACHE_FAIL_SILENTLY") {
+            b = b.fail_silently(parse_bool("CACHE_FAIL_SILENTLY", &v)?);
+        }
+        if let Some(v) = var("CACHE_CODEC") {
+            b =
+                b.codec(CodecKind::from_name(v.trim()).ok_or_else(|| {
+                    ConfigError::new("CACHE_CODEC", CodecKind::EXPECTED, Some(&v))
+                })?);
+        }
+        b.build()
+    }
+
+    /// A builder starting from the contract's defaults, for code that does not use the environment.
+    pub fn builder() -> CacheConfigBuilder {
+        CacheConfigBuilder::default()
+    }
+
+    /// Where values are kept.
+    pub fn backend(&self) -> &BackendConfig {
+        &self.backend
+    }
+
+    /// Connections in the Redis pool (`REDIS_POOL_SIZE`).
+    pub fn pool_size(&self) -> usize {
+        self.pool_size.get()
+    }
+
+    /// The longest any Redis command may take (`REDIS_SOCKET_TIMEOUT`).
+    pub fn socket_timeout(&self) -> Duration {
+        self.socket_timeout
+    }
+
+    /// False when caching is switched off (`CACHE_ENABLED=false`): every operation is a no-op/miss.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The TTL used when none is given (`CACHE_TTL_DEFAULT`).
+    pub fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+
+    /// True when Redis errors become misses and no-ops instead of errors (`CACHE_FAIL_SILENTLY`).
+    pub fn fail_silently(&self) -> bool {
+        self.fail_silently
+    }
+
+    /// The codec new values are written with (`CACHE_CODEC`); values are read with the codec their
+    /// header names.
+    pub fn codec(&self) -> CodecKind {
+        self.codec
+    }
+}
+
+impl fmt::Display for CacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.backend {
+            BackendConfig::Redis(url) => write!(f, "redis {url}")?,
+            BackendConfig::Memory { max_bytes } => write!(f, "memory (max {max_bytes} bytes)")?,
+        }
+        write!(
+            f,
+            ", pool {}, timeout {:?}, ttl {:?}, enabled {}, fail silently {}, codec {}",
+            self.pool_size,
+            self.socket_timeout,
+            self.default_ttl,
+            self.enabled,
+            self.fail_silently,
+            self.codec.name()
+        )
+    }
+}
+
+fn redis_from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<BackendConfig, ConfigError> {
+    if let Some(url) = var("REDIS_URL") {
+        return Ok(BackendConfig::Redis(RedisUrl::parse(
+            "REDIS_URL",
+            url.trim(),
+        )?));
+    }
+    let host = var("REDIS_HOST").unwrap_or_else(|| "localhost".to_owned());
+    let host = host.trim();
+    if host.contains(|c: char| c.is_whitespace() || "/@?#".contains(c)) {
+        return Err(ConfigError::new(
+            "REDIS_HOST",
+            "a host name or IP address",
+            Some(host),
+        ));
+    }
+    let port = match var("REDIS_PORT") {
+        Some(v) => v
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                ConfigError::new("REDIS_PORT", "a port number from 1 to 65535", Some(&v))
+            })?,
+        None => 6379,
+    };
+    let db = match var("REDIS_DB") {
+        Some(v) => v.trim().parse::<u8>().map_err(|_| {
+            ConfigError::new("REDIS_DB", "a database number from 0 to 255", Some(&v))
+        })?,
+        None => 0,
+    };
+    let mut url = url::Url::parse(&format!("redis://{host}:{port}/{db}")).map_err(|e| {
+        ConfigError::new(
+            "REDIS_HOST",
+            format!("a host name or IP address ({e})"),
+            Some(host),
+        )
+    })?;
+    // Both setters only fail for URLs without a host, and this one has one.
+    if let Some(user) = var("REDIS_USERNAME") {
+        let _ = url.set_username(&user);
+    }
+    if let Some(password) = var("REDIS_PASSWORD") {
+        let _ = url.set_password(Some(&password));
+    }
+    Ok(BackendConfig::Redis(RedisUrl::parse(
+        "REDIS_HOST",
+        url.as_str(),
+    )?))
+}
+
+fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::new(
+            variable,
+            "one of true, false, 1, 0, yes, no",
+            Some(value),
+        )),
+    }
+}
+
+fn parse_positive(variable: &'static str, value: &str) -> Result<u64, ConfigError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ConfigError::new(variable, "a whole number of at least 1", Some(value)))
+}
+
+fn parse_seconds(variable: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ConfigError::new(
+                variable,
+                "a positive number of seconds, such as 5 or 0.25",
+                Some(value),
+            )
+        })
+}
+
+/// Builds a [`CacheConfig`] in code; [`build`](CacheConfigBuilder::build) checks the values.
+#[derive(Debug, Default, Clone)]
+pub struct CacheConfigBuilder {
+    backend: Option<BackendConfig>,
+    url: Option<String>,
+    pool_size: Option<usize>,
+    socket_timeout: Option<Duration>,
+    enabled: Option<bool>,
+    default_ttl: Option<Duration>,
+    fail_silently: Option<bool>,
+    codec: Option<CodecKind>,
+}
+
+impl CacheConfigBuilder {
+    /// Use Redis at this URL (any form fred accepts; see [`CacheConfig::from_env`]).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self.backend = None;
+        self
+    }
+
+    /// Use the in-process backend, keeping at most `max_bytes` of keys and values.
+    pub fn memory(mut self, max_bytes: u64) -> Self {
+        self.backend = Some(BackendConfig::Memory { max_bytes });
+        self.url = None;
+        self
+    }
+
+    /// Connections in the Redis pool; at least 1.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = Some(size);
+        self
+    }
+
+    /// The longest any Redis command may take; above zero.
+    pub fn socket_timeout(mut self, timeout: Duration) -> Self {
+        self.socket_timeout = Some(timeout);
+        self
+    }
+
+    /// Switch caching on or off.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Some(enabled);
+        self
+    }
+
+    /// The TTL used when none is given; at least one millisecond.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// Whether Redis errors become misses and no-ops (true) or errors (false).
+    pub fn fail_silently(mut self, fail_silently: bool) -> Self {
+        self.fail_silently = Some(fail_silently);
+        self
+    }
+
+    /// The codec new values are written with.
+    pub fn codec(mut self, codec: CodecKind) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// Checks the values and returns the configuration.
+    pub fn build(self) -> Result<CacheConfig, ConfigError> {
+        let d = CacheConfig::default();
+        let backend = match (self.backend, self.url) {
+            (Some(backend), _) => backend,
+            (None, Some(url)) => BackendConfig::Redis(RedisUrl::parse("url", &url)?),
+            (None, None) => d.backend,
+        };
+        let pool_size = match self.pool_size {
+            Some(n) => NonZeroUsize::new(n).ok_or_else(|| {
+                ConfigError::new("REDIS_POOL_SIZE", "a whole number of at least 1", Some("0"))
+            })?,
+            None => d.pool_size,
+        };
+        let socket_timeout = self.socket_timeout.unwrap_or(d.socket_timeout);
+        if socket_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "REDIS_SOCKET_TIMEOUT",
+                "a positive number of seconds, such as 5 or 0.25",
+                Some("0"),
+            ));
+        }
+        let default_ttl = self.default_ttl.unwrap_or(d.default_ttl);
+        if default_ttl < Duration::from_millis(1) {
+            return Err(ConfigError::new(
+                "CACHE_TTL_DEFAULT",
+                "a TTL of at least one millisecond",
+                Some(&format!("{default_ttl:?}")),
+            ));
+        }
+        Ok(CacheConfig {
+            backend,
+            pool_size,
+            socket_timeout,
+            enabled: self.enabled.unwrap_or(d.enabled),
+            default_ttl,
+            fail_silently: self.fail_silently.unwrap_or(d.fail_silently),
+            codec: self.codec.unwrap_or(d.codec),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<CacheConfig, ConfigError> {
+        let map: HashMap<&str, &str> = vars.iter().copied().collect();
+        CacheConfig::from_lookup(|name| map.get(name).map(|v| v.to_string()))
+    }
+
+    fn url_of(config: &CacheConfig) -> &str {
+        match config.backend() {
+            BackendConfig::Redis(url) => url.expose(),
+            BackendConfig::Memory { .. } => "memory",
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = from(&[]).unwrap();
+        assert_eq!(url_of(&c), "redis://localhost:6379/0");
+        assert_eq!(c.pool_size(), 10);
+        assert_eq!(c.socket_timeout(), Duration::from_secs(5));
+        assert!(c.enabled());
+        assert_eq!(c.default_ttl(), Duration::from_secs(300));
+        assert!(c.fail_silently());
+        assert_eq!(c.codec(), CodecKind::Bincode);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = from(&[
+            ("REDIS_HOST", "cache.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_DB", "3"),
+            ("REDIS_PASSWORD", "p@ss:word/"),
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_POOL_SIZE", "4"),
+            ("REDIS_SOCKET_TIMEOUT", "0.25"),
+            ("CACHE_ENABLED", "no"),
+            ("CACHE_TTL_DEFAULT", "600"),
+            ("CACHE_FAIL_SILENTLY", "FALSE"),
+        ])
+        .unwrap();
+        let parsed = url::Url::parse(url_of(&c)).unwrap();
+        assert_eq!(parsed.host_str(), Some("cache.internal"));
+        assert_eq!(parsed.port(), Some(6380));
+        assert_eq!(parsed.path(), "/3");
+        assert_eq!(parsed.username(), "app");
+        assert_eq!(
+            url::form_urlencoded::parse(parsed.password().unwrap().as_bytes())
+                .next()
+                .map(|(k, _)| k.into_owned()),
+            Some("p@ss:word/".to_owned())
+        );
+        assert_eq!(c.pool_size(), 4);
+        assert_eq!(c.socket_timeout(), Duration::from_millis(250));
+        assert!(!c.enabled());
+        assert_eq!(c.default_ttl(), Duration::from_secs(600));
+        assert!(!c.fail_silently());
+    }
+
+    #[test]
+    fn url_wins_over_parts() {
+        let c = from(&[
+            ("REDIS_URL", "redis://other:7000/1"),
+            ("REDIS_HOST", "ignored"),
+            ("REDIS_PORT", "not even checked"),
+        ])
+        .unwrap();
+        assert_eq!(url_of(&c), "redis://other:7000/1");
+    }
+
+    #[test]
+    fn every_url_form_fred_accepts_is_accepted() {
+        for url in [
+            "redis://localhost",
+            "redis://localhost:6380/15",
+            "redis://:secret@localhost:6379/0",
+            "redis://user:secret@127.0.0.1:6379",
+            "redis://[::1]:6379",
+            "redis-cluster://localhost:30001?node=localhost:30002&node=localhost:30003",
+            "redis-sentinel://localhost:26379/0?sentinelServiceName=mymaster",
+            "valkey://localhost:6379",
+        ] {
+            let c = from(&[("REDIS_URL", url)]).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(url_of(&c), url);
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_urls_without_tls_support_are_refused() {
+        let e = from(&[("REDIS_URL", "rediss://:pw@localhost:6380")]).unwrap_err();
+        assert_eq!(e.variable, "REDIS_URL");
+        assert!(e.to_string().contains("`tls` feature"), "{e}");
+        assert!(!e.to_string().contains("pw"));
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("REDIS_PORT", "http", "port number"),
+            ("REDIS_PORT", "0", "port number"),
+            ("REDIS_PORT", "70000", "port number"),
+            ("REDIS_DB", "-1", "database number"),
+            ("REDIS_DB", "256", "database number"),
+            ("REDIS_HOST", "a host", "host name"),
+            ("REDIS_POOL_SIZE", "0", "at least 1"),
+            ("REDIS_POOL_SIZE", "ten", "at least 1"),
+            ("REDIS_SOCKET_TIMEOUT", "0", "positive number of seconds"),
+            ("REDIS_SOCKET_TIMEOUT", "-1", "positive number of seconds"),
+            ("REDIS_SOCKET_TIMEOUT", "soon", "positive number of seconds"),
+            ("REDIS_SOCKET_TIMEOUT", "inf", "positive number of seconds"),
+            ("CACHE_TTL_DEFAULT", "-5", "at least 1"),
+            ("CACHE_TTL_DEFAULT", "0", "at least 1"),
+            ("CACHE_TTL_DEFAULT", "1.5", "at least 1"),
+            ("CACHE_TTL_DEFAULT", "forever", "at least 1"),
+            ("CACHE_ENABLED", "maybe", "true, false"),
+            ("CACHE_FAIL_SILENTLY", "2", "true, false"),
+            ("CACHE_BACKEND", "postgres", "`redis` or `memory`"),
+            ("CACHE_MEMORY_MAX_BYTES", "lots", "at least 1"),
+            ("CACHE_CODEC", "yaml", "bincode"),
+            ("REDIS_URL", "http://localhost", "unknown scheme"),
+            ("REDIS_URL", "not a url", "does not parse"),
+            ("REDIS_URL", "redis://", "no host"),
+        ];
+        for &(variable, value, expected) in cases {
+            let mut vars = vec![(variable, value)];
+            if variable == "CACHE_MEMORY_MAX_BYTES" {
+                vars.push(("CACHE_BACKEND", "memory"));
+            }
+            let err = from(&vars).expect_err(value);
+            assert_eq!(err.variable, variable, "{variable}={value}: {err}");
+            let text = err.to_string();
+            assert!(text.starts_with(variable), "{text}");
+            assert!(text.contains(expected), "{variable}={value}: {text}");
+        }
+    }
+
+    #[test]
+    fn booleans_accept_the_usual_spellings() {
+        for (v, want) in [
+            ("true", true),
+            ("1", true),
+            ("YES", true),
+            ("False", false),
+            ("0", false),
+            ("no", false),
+        ] {
+            assert_eq!(
+                from(&[("CACHE_ENABLED", v)]).unwrap().enabled(),
+                want,
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let c = from(&[
+            ("REDIS_PASSWORD", ""),
+            ("REDIS_URL", " "),
+            ("CACHE_TTL_DEFAULT", ""),
+        ])
+        .unwrap();
+        assert_eq!(url_of(&c), "redis://localhost:6379/0");
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let secret = "hunter2-very-secret";
+        let configs = [
+            from(&[("REDIS_URL", &format!("redis://user:{secret}@h:1/0"))]).unwrap(),
+            from(&[("REDIS_PASSWORD", secret)]).unwrap(),
+            from(&[(
+                "REDIS_URL",
+                &format!("redis-sentinel://:{secret}@h:26379/0?sentinelServiceName=m&sentinelPassword={secret}"),
+            )])
+            .unwrap(),
+        ];
+        for c in configs {
+            for text in [
+                format!("{c:?}"),
+                format!("{c}"),
+                format!("{:#?}", c.backend()),
+            ] {
+                assert!(!text.contains(secret), "{text}");
+                assert!(text.contains("***"), "{text}");
+            }
+        }
+        let bad = from(&[("REDIS_URL", &format!("redis://:{secret}@h:notaport"))]).unwrap_err();
+        assert!(!bad.to_string().contains(secret), "{bad}");
+        assert!(!format!("{bad:?}").contains(secret), "{bad:?}");
+    }
+
+    #[test]
+    fn memory_backend_is_selectable() {
+        let c = from(&[
+            ("CACHE_BACKEND", "memory"),
+            ("CACHE_MEMORY_MAX_BYTES", "1024"),
+        ])
+        .unwrap();
+        assert_eq!(c.backend(), &BackendConfig::Memory { max_bytes: 1024 });
+    }
+
+    #[test]
+    fn builder_checks_its_values() {
+        assert_eq!(
+            CacheConfig::builder()
+                .pool_size(0)
+                .build()
+                .unwrap_err()
+                .variable,
+            "REDIS_POOL_SIZE"
+        );
+        assert_eq!(
+            CacheConfig::builder()
+                .socket_timeout(Duration::ZERO)
+                .build()
+                .unwrap_err()
+                .variable,
+            "REDIS_SOCKET_TIMEOUT"
+        );
+        assert_eq!(
+            CacheConfig::builder()
+                .url("ftp://x")
+                .build()
+                .unwrap_err()
+                .variable,
+            "url"
+        );
+        assert_eq!(
+            CacheConfig::builder().build().unwrap(),
+            CacheConfig::default()
+        );
+    }
+}

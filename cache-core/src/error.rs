@@ -1,0 +1,53 @@
+//! The one error type of the runtime, and how backend failures map onto it.
+
+use crate::config::ConfigError;
+
+/// Everything that can go wrong in a cache operation.
+///
+/// With `CACHE_FAIL_SILENTLY=true` (the default) Redis failures never reach callers as this type:
+/// they become misses and no-ops, logged and counted in [`CacheStats::errors`](crate::CacheStats).
+/// Messages never contain passwords.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The configuration is invalid; the message names the variable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Redis could not be reached, or the connection is down (reconnecting in the background).
+    #[error("Redis is unreachable: {0}")]
+    Connection(String),
+    /// Redis did not answer within `REDIS_SOCKET_TIMEOUT`.
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// Redis refused the credentials.
+    #[error("Redis refused the credentials: {0}")]
+    Auth(String),
+    /// Redis answered with an error (out of memory, wrong type, not an integer, ...).
+    #[error("Redis error: {0}")]
+    Redis(String),
+    /// A value could not be serialized.
+    #[error("could not serialize the value: {0}")]
+    Encode(String),
+    /// A glob pattern is malformed or too broad.
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong with it and how to fix it.
+        reason: String,
+    },
+    /// `init` was called after the process-wide cache was already set up.
+    #[error("the process-wide cache is already initialized")]
+    AlreadyInitialized,
+}
+
+impl CacheError {
+    /// True for failures of the connection to Redis (unreachable, timeout, credentials), as opposed
+    /// to errors about one command or value.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            CacheError::Connection(_) | CacheError::Timeout(_) | CacheError::Auth(_)
+        )
+    }
+}

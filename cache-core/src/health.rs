@@ -1,0 +1,87 @@
+//! The health report: can the backend be reached, how fast, and what does it say about itself.
+
+use serde::Serialize;
+
+/// The answer of [`Cache::health_check`](crate::Cache::health_check); it never fails, a failure is
+/// `healthy: false` with the error text.
+///
+/// Serializes to the JSON a health endpoint returns:
+/// `{"healthy":true,"latency_ms":0.21,"version":"7.0.15",...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct HealthReport {
+    /// True when the backend answered a PING within the socket timeout.
+    pub healthy: bool,
+    /// The PING round trip in milliseconds (or the time until the failure).
+    pub latency_ms: f64,
+    /// The server's version (`redis_version`, or `valkey_version`).
+    pub version: Option<String>,
+    /// The server's memory use as it reports it, for example `2.5M`.
+    pub used_memory: Option<String>,
+    /// Clients connected to the server.
+    pub connected_clients: Option<u64>,
+    /// Seconds since the server (or the in-process backend) started.
+    pub uptime_seconds: Option<u64>,
+    /// Why the check failed, when it did.
+    pub error: Option<String>,
+    /// Which backend answered: `redis`, `memory`, or `disabled`.
+    pub backend: &'static str,
+}
+
+impl HealthReport {
+    pub(crate) fn failed(backend: &'static str, latency_ms: f64, error: String) -> Self {
+        HealthReport {
+            healthy: false,
+            latency_ms,
+            version: None,
+            used_memory: None,
+            connected_clients: None,
+            uptime_seconds: None,
+            error: Some(error),
+            backend,
+        }
+    }
+
+    /// Fills the server fields from the text of `INFO`.
+    pub(crate) fn with_info(mut self, info: &str) -> Self {
+        for line in info.lines() {
+            let Some((name, value)) = line.trim_end().split_once(':') else {
+                continue;
+            };
+            match name {
+                "redis_version" => self.version = Some(value.to_owned()),
+                "valkey_version" => self.version = Some(value.to_owned()),
+                "used_memory_human" => self.used_memory = Some(value.to_owned()),
+                "connected_clients" => self.connected_clients = value.parse().ok(),
+                "uptime_in_seconds" => self.uptime_seconds = value.parse().ok(),
+                _ => {}
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_fields_of_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:86400\r\n# Clients\r\nconnected_clients:5\r\n# Memory\r\nused_memory:2621440\r\nused_memory_human:2.50M\r\n";
+        let r = HealthReport {
+            healthy: true,
+            latency_ms: 1.0,
+            version: None,
+            used_memory: None,
+            connected_clients: None,
+            uptime_seconds: None,
+            error: None,
+            backend: "redis",
+        }
+        .with_info(info);
+        assert_eq!(r.version.as_deref(), Some("7.0.15"));
+        assert_eq!(r.used_memory.as_deref(), Some("2.50M"));
+        assert_eq!(r.connected_clients, Some(5));
+        assert_eq!(r.uptime_seconds, Some(86400));
+    }
+}

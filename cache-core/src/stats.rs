@@ -1,0 +1,88 @@
+//! Counters of what the cache did: hits, misses, corrupt values, errors, writes and deletes.
+//!
+//! Kept per [`Cache`](crate::Cache) in relaxed atomics (cheap on the hit path) and, with the
+//! `metrics` feature, mirrored to the `metrics` facade as `cache_hits_total`, `cache_misses_total`,
+//! `cache_corrupt_total`, `cache_errors_total`, `cache_sets_total` and `cache_deletes_total`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of a cache's counters since it was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Reads that found a value.
+    pub hits: u64,
+    /// Reads that found nothing usable (absent, expired, corrupt, or Redis failing silently).
+    pub misses: u64,
+    /// Misses caused by bytes that could not be decoded (foreign, truncated, another type).
+    pub corrupt: u64,
+    /// Backend failures (unreachable, timeout, server errors), whether or not they reached callers.
+    pub errors: u64,
+    /// Values written.
+    pub sets: u64,
+    /// Keys removed by `delete`, `clear_pattern` and invalidation.
+    pub deletes: u64,
+}
+
+impl CacheStats {
+    /// `hits / (hits + misses)`, or 0 before the first read.
+    pub fn hit_rate(&self) -> f64 {
+        let reads = self.hits + self.misses;
+        if reads == 0 {
+            0.0
+        } else {
+            self.hits as f64 / reads as f64
+        }
+    }
+}
+
+/// The live counters behind [`CacheStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    corrupt: AtomicU64,
+    errors: AtomicU64,
+    sets: AtomicU64,
+    deletes: AtomicU64,
+}
+
+/// The events that are counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Event {
+    Hit,
+    Miss,
+    Corrupt,
+    Error,
+    Set,
+    Delete,
+}
+
+impl Counters {
+    /// Counts `n` occurrences of `event`.
+    pub(crate) fn add(&self, event: Event, n: u64) {
+        let (counter, _name) = match event {
+            Event::Hit => (&self.hits, "cache_hits_total"),
+            Event::Miss => (&self.misses, "cache_misses_total"),
+            Event::Corrupt => (&self.corrupt, "cache_corrupt_total"),
+            Event::Error => (&self.errors, "cache_errors_total"),
+            Event::Set => (&self.sets, "cache_sets_total"),
+            Event::Delete => (&self.deletes, "cache_deletes_total"),
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!(_name).increment(n);
+    }
+
+    pub(crate) fn snapshot(&self) -> CacheStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CacheStats {
+            hits: load(&self.hits),
+            misses: load(&self.misses),
+            corrupt: load(&self.corrupt),
+            errors: load(&self.errors),
+            sets: load(&self.sets),
+            deletes: load(&self.deletes),
+        }
+    }
+}
