@@ -331,7 +331,8 @@ mod tests {
         let some_none = Value::Opt(Some(Box::new(Value::Opt(None))));
         let some_empty = Value::Opt(Some(Box::new(Value::Text(String::new()))));
         let some_tilde = Value::Opt(Some(Box::new(Value::Text("~".into()))));
-        let keys = [&none, &some_none, &some_empty, &some_tilde].map(|v| key(std::slice::from_ref(v)));
+        let keys =
+            [&none, &some_none, &some_empty, &some_tilde].map(|v| key(std::slice::from_ref(v)));
         assert_eq!(keys, ["p:f:~", "p:f:~~", "p:f:", "p:f:\\~"]);
         let empty = Value::List(vec![]);
         let lone = Value::List(vec![Value::Text(String::new())]);

@@ -1,0 +1,368 @@
+//! Code generation: a pure function of a checked config and the function it annotates.
+//!
+//! The signature (attributes, visibility, generics, receiver, arguments, return type) is
+//! re-emitted token for token; only the body is rewritten. Generated code names only
+//! `#krate::__private::...` and absolute `::core` paths, and its locals are `__cache_`-prefixed
+//! idents with `Span::mixed_site()` so the user's body can neither see nor shadow them.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::ItemFn;
+
+use crate::attr::{CachedArgs, InvalidateArgs};
+use crate::sig::{FnInfo, ReturnMode};
+use crate::valid::{self, CachedConfig, InvalidateConfig, KeyPlan, Piece};
+
+/// The one funnel: any error comes back as `compile_error!`s placed *beside* the untouched
+/// function, so a mistake in the attribute does not cascade into errors in every caller.
+fn funnel(item: TokenStream, run: impl FnOnce(&ItemFn) -> syn::Result<TokenStream>) -> TokenStream {
+    match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(func) => run(&func).unwrap_or_else(|e| {
+            let errors = e.to_compile_error();
+            quote!(#func #errors)
+        }),
+        // Not a function with a body (or it does not parse yet while being typed in an IDE):
+        // keep the tokens as they are so the IDE still sees them.
+        Err(e) => {
+            let error =
+                syn::Error::new(e.span(), "this attribute goes on an `async fn` with a body")
+                    .to_compile_error();
+            quote!(#item #error)
+        }
+    }
+}
+
+pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    funnel(item, |func| {
+        let args: CachedArgs = syn::parse2(args)?;
+        let config = valid::cached(args, &func.sig)?;
+        Ok(gen_cached(&config, func))
+    })
+}
+
+pub(crate) fn invalidate(args: TokenStream, item: TokenStream) -> TokenStream {
+    funnel(item, |func| {
+        let args: InvalidateArgs = syn::parse2(args)?;
+        let config = valid::invalidate(args, &func.sig)?;
+        Ok(gen_invalidate(&config, func))
+    })
+}
+
+fn local(name: &str) -> syn::Ident {
+    syn::Ident::new(name, Span::mixed_site())
+}
+
+/// `tokens` with every token moved to `span`, so that errors about them point there.
+fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut g =
+                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
+                g.set_span(span);
+                tree = TokenTree::Group(g);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}
+
+fn mentions_impl_trait(ret: &TokenStream) -> bool {
+    ret.clone().into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => ident == "impl",
+        TokenTree::Group(group) => mentions_impl_trait(&group.stream()),
+        _ => false,
+    })
+}
+
+/// The original body inside `async move`, with a "fake return edge" spanned at the return type:
+/// it fixes the block's type to the declared one, so `?` and `.into()` infer exactly as they do
+/// in the unannotated function and type errors point at the user's code.
+fn body_future(func: &ItemFn, info: &FnInfo) -> TokenStream {
+    let block = &func.block;
+    let ret = &info.ret;
+    let fake = local("__cache_fake_return");
+    let edge = if mentions_impl_trait(ret) {
+        TokenStream::new()
+    } else {
+        quote_spanned! {info.ret_span=>
+            #[allow(
+                unknown_lints, unreachable_code, clippy::diverging_sub_expression,
+                clippy::let_unit_value, clippy::unreachable, clippy::empty_loop,
+                clippy::needless_return
+            )]
+            if false {
+                let #fake: #ret = loop {};
+                return #fake;
+            }
+        }
+    };
+    quote!(async move { #edge #block })
+}
+
+/// Picks at compile time what a cache error becomes when CACHE_FAIL_SILENTLY=false: for a
+/// `Result<T, E>` with `E: From<CacheError>` the error itself (autoref specialization, resolved in
+/// the caller's crate where the types are concrete), for anything else a log line.
+fn error_route(krate: &TokenStream, info: &FnInfo) -> TokenStream {
+    let ret = &info.ret;
+    if mentions_impl_trait(ret) {
+        return quote!(#krate::__private::log_only);
+    }
+    quote! {
+        {
+            #[allow(unused_imports)]
+            use #krate::__private::{RouteViaFrom as _, RouteViaLog as _};
+            (&&#krate::__private::ErrorRoute::<#ret>::new()).route()
+        }
+    }
+}
+
+fn mode_path(krate: &TokenStream, mode: ReturnMode) -> TokenStream {
+    match mode {
+        ReturnMode::Result => quote!(#krate::__private::ResultMode),
+        ReturnMode::Option => quote!(#krate::__private::OptionMode),
+        ReturnMode::Plain => quote!(#krate::__private::PlainMode),
+    }
+}
+
+fn seconds(krate: &TokenStream, expr: Option<&syn::Expr>) -> TokenStream {
+    match expr {
+        None => quote!(::core::option::Option::None),
+        Some(expr) => {
+            let secs = format_ident!("__CACHE_SECONDS", span = Span::mixed_site());
+            let check = quote_spanned!(expr.span()=> #krate::__private::seconds(#expr));
+            quote! {
+                ::core::option::Option::Some({
+                    const #secs: u64 = #check;
+                    #krate::__private::Duration::from_secs(#secs)
+                })
+            }
+        }
+    }
+}
+
+// Input:
+//     #[cached(ttl = 600, key_prefix = "server")]
+//     pub async fn get_server(pool: &Pool, id: i64) -> Option<Server> { body }
+// Output (skip(pool) assumed):
+//     pub async fn get_server(pool: &Pool, id: i64) -> Option<Server> {
+//         let __cache_key = {
+//             let mut __cache_k = ::cache_core::__private::KeyBuf::new("server:get_server", 17);
+//             __cache_k.part(&id);
+//             __cache_k.finish()
+//         };
+//         ::cache_core::__private::cached::<::cache_core::__private::OptionMode, _, _>(
+//             __cache_key, Some(600 s), None, <error route>, async move { body },
+//         ).await
+//     }
+fn gen_cached(config: &CachedConfig, func: &ItemFn) -> TokenStream {
+    let CachedConfig {
+        krate,
+        ttl,
+        none_ttl,
+        head,
+        key,
+        info,
+    } = config;
+    let k = local("__cache_k");
+    let key_var = local("__cache_key");
+
+    let mut capacity = head.len();
+    let mut key_steps = TokenStream::new();
+    if !info.ret_type_params.is_empty() {
+        let params = &info.ret_type_params;
+        capacity += 24 * params.len();
+        key_steps.extend(quote! {
+            #k.type_params(&[#(#krate::__private::type_name::<#params>()),*]);
+        });
+    }
+    match key {
+        KeyPlan::Parts(parts) => {
+            capacity += 12 * parts.len();
+            for (ident, ty) in parts {
+                // Spanned at the type: "`Pool` cannot be part of a cache key" points at `Pool`.
+                let kr = respan(krate, ty.span());
+                key_steps.extend(quote_spanned! {ty.span()=>
+                    #kr::__private::KeyBuf::part(&mut #k, &#ident);
+                });
+            }
+        }
+        KeyPlan::Builder { path, args } => {
+            capacity += 32;
+            // Spanned at the path: a builder with the wrong arguments is an error there.
+            let kr = respan(krate, path.span());
+            key_steps.extend(quote_spanned! {path.span()=>
+                #kr::__private::KeyBuf::display(&mut #k, &#path(#(&#args),*));
+            });
+        }
+    }
+
+    let mode = mode_path(krate, info.mode);
+    let ttl = seconds(krate, ttl.as_ref());
+    let none_ttl = seconds(krate, none_ttl.as_ref());
+    let route = error_route(krate, info);
+    let body = body_future(func, info);
+    // Spanned at the return type: "`Foo` does not implement Serialize" points there.
+    let call = respan(
+        &quote!(#krate::__private::cached::<#mode, _, _>),
+        info.ret_span,
+    );
+
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let sig = &func.sig;
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let #key_var = {
+                let mut #k = #krate::__private::KeyBuf::new(#head, #capacity);
+                #key_steps
+                #k.finish()
+            };
+            #call(#key_var, #ttl, #none_ttl, #route, #body).await
+        }
+    }
+}
+
+// Input:
+//     #[invalidate_cache("server:{server_id}:*", "trending:*")]
+//     async fn update_server(server_id: i64) -> Result<Server, DbError> { body }
+// Output:
+//     async fn update_server(server_id: i64) -> Result<Server, DbError> {
+//         let __cache_patterns = [
+//             { let mut __cache_p = ::cache_core::__private::PatternBuf::new(..);
+//               __cache_p.text("server:"); __cache_p.arg(&server_id); __cache_p.text(":*");
+//               __cache_p.finish() },
+//             ::cache_core::__private::String::from("trending:*"),
+//         ];
+//         let __cache_ret = async move { body }.await;
+//         ::cache_core::__private::invalidate::<::cache_core::__private::ResultMode, _>(
+//             __cache_ret, &__cache_patterns, <error route>,
+//         ).await
+//     }
+fn gen_invalidate(config: &InvalidateConfig, func: &ItemFn) -> TokenStream {
+    let InvalidateConfig {
+        krate,
+        patterns,
+        info,
+    } = config;
+    let p = local("__cache_p");
+    let patterns_var = local("__cache_patterns");
+    let ret_var = local("__cache_ret");
+
+    let pattern_exprs = patterns.iter().map(|pieces| match pieces.as_slice() {
+        [] => quote!(#krate::__private::String::new()),
+        [Piece::Text(text)] => quote!(#krate::__private::String::from(#text)),
+        pieces => {
+            let capacity: usize = pieces
+                .iter()
+                .map(|piece| match piece {
+                    Piece::Text(t) => t.len(),
+                    Piece::Arg(_) => 16,
+                })
+                .sum();
+            let steps = pieces.iter().map(|piece| match piece {
+                Piece::Text(t) => quote!(#p.text(#t);),
+                Piece::Arg(ident) => {
+                    let kr = respan(krate, ident.span());
+                    quote_spanned!(ident.span()=> #kr::__private::PatternBuf::arg(&mut #p, &#ident);)
+                }
+            });
+            quote!({
+                let mut #p = #krate::__private::PatternBuf::new(#capacity);
+                #(#steps)*
+                #p.finish()
+            })
+        }
+    });
+    let mode = match info.mode {
+        ReturnMode::Result => mode_path(krate, ReturnMode::Result),
+        ReturnMode::Option | ReturnMode::Plain => mode_path(krate, ReturnMode::Plain),
+    };
+    let route = error_route(krate, info);
+    let body = body_future(func, info);
+
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let sig = &func.sig;
+    let count = patterns.len();
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let #patterns_var: [#krate::__private::String; #count] = [#(#pattern_exprs),*];
+            let #ret_var = #body.await;
+            #krate::__private::invalidate::<#mode, _>(#ret_var, &#patterns_var, #route).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_cached(args: TokenStream, item: TokenStream) -> String {
+        cached(args, item).to_string()
+    }
+
+    #[test]
+    fn keeps_the_signature_and_rewrites_the_body() {
+        let out = expand_cached(
+            quote!(ttl = 60, key_prefix = "user"),
+            quote! {
+                /// Docs stay.
+                #[inline]
+                pub(crate) async fn get_user(&self, id: i64) -> Option<u8> { None }
+            },
+        );
+        assert!(
+            out.contains("pub (crate) async fn get_user (& self , id : i64) -> Option < u8 >"),
+            "{out}"
+        );
+        assert!(out.contains("\"user:get_user\""), "{out}");
+        assert!(out.contains("# [inline]"), "{out}");
+        assert!(out.contains("OptionMode"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn errors_come_together_beside_the_function() {
+        let out = expand_cached(
+            quote!(ttl = 0, key_prefix = "a b:", bogus = 1),
+            quote!(
+                fn f(x: i64) -> i64 {
+                    x
+                }
+            ),
+        );
+        assert!(out.starts_with("fn f (x : i64) -> i64 { x }"), "{out}");
+        for needle in [
+            "ttl = 0",
+            "whitespace",
+            "ends in `:`",
+            "unknown option `bogus`",
+            "`async fn` only",
+        ] {
+            assert!(out.contains(needle), "{needle} missing in {out}");
+        }
+    }
+
+    #[test]
+    fn generic_return_types_put_the_type_in_the_key() {
+        let out = expand_cached(
+            quote!(),
+            quote!(
+                async fn load<T: Clone, U>(id: u32, u: U) -> Option<T> {
+                    None
+                }
+            ),
+        );
+        assert!(out.contains("type_params"), "{out}");
+        assert!(out.contains("type_name :: < T >"), "{out}");
+        assert!(!out.contains("type_name :: < U >"), "{out}");
+    }
+}
