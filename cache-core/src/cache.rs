@@ -308,9 +308,10 @@ impl Cache {
         let count = items.len() as u64;
         let ttl = ttl.unwrap_or(self.inner.config.default_ttl());
         let result = on_backend!(self, (), |b| b.set_many(items, ttl).await);
-        self.policy("set_many", result, ())?;
-        self.inner.counters.add(Event::Set, count);
-        Ok(())
+        if result.is_ok() {
+            self.inner.counters.add(Event::Set, count);
+        }
+        self.policy("set_many", result, ())
     }
 
     /// Checks the backend: PING latency and, for Redis, what `INFO` says. Never fails: a failure
@@ -360,9 +361,10 @@ impl Cache {
     ) -> Result<(), CacheError> {
         let ttl = ttl.unwrap_or(self.inner.config.default_ttl());
         let result = on_backend!(self, (), |b| b.set(key, bytes, ttl).await);
-        self.policy("set", result, ())?;
-        self.inner.counters.add(Event::Set, 1);
-        Ok(())
+        if result.is_ok() {
+            self.inner.counters.add(Event::Set, 1);
+        }
+        self.policy("set", result, ())
     }
 
     /// Decodes stored bytes, counting a hit, or a corrupt miss (logged once per key).

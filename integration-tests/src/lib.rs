@@ -1,0 +1,396 @@
+//! Test harness: real `redis-server` processes on free loopback ports, a raw RESP client that
+//! does not share code with the library under test, and one tokio runtime per test binary.
+//!
+//! Servers are stopped by pid when their [`RedisServer`] is dropped (also on panic), and a
+//! watchdog shell kills them when the test process dies any other way, so no server outlives
+//! its test binary. The Redis on 127.0.0.1:6379 is never used.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+/// The command that installs what the harness needs, named in every failure about a missing binary.
+pub const INSTALL: &str =
+    "apt-get install -y redis-server redis-tools redis-sentinel (or run ./scripts/setup.sh)";
+
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the tests")
+});
+
+/// Runs `future` on the test binary's one shared runtime.
+///
+/// Use it instead of `#[tokio::test]` when a test touches the process-wide cache: fred's
+/// connection tasks live on the runtime that created them, so every test must share it.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    RUNTIME.block_on(future)
+}
+
+/// A loopback port that nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+    let port = listener.local_addr().expect("local address").port();
+    assert_ne!(port, 6379, "the shared Redis port must never be used");
+    port
+}
+
+/// A `redis://` URL to a loopback port where nothing listens.
+pub fn closed_port_url() -> String {
+    format!("redis://127.0.0.1:{}/0", free_port())
+}
+
+/// A `redis-server` process of this test, on its own loopback port and scratch directory.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    pid: Option<u32>,
+    args: Vec<String>,
+    dir: PathBuf,
+    /// The watchdog shell: it kills the server when this pipe closes (the test process died).
+    watchdog: Option<(Child, ChildStdin)>,
+}
+
+impl RedisServer {
+    /// Starts a server with the harness' defaults (no persistence) on a free port.
+    pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments, such as `["--maxmemory", "2mb"]`.
+    pub fn start_with(args: &[&str]) -> RedisServer {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut last_error = String::new();
+        // A port found free can be taken before the server binds it: try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = std::env::temp_dir()
+                .join(format!("cache-test-redis-{}-{port}", std::process::id()));
+            let mut server = RedisServer {
+                port,
+                pid: None,
+                args: args.clone(),
+                dir,
+                watchdog: None,
+            };
+            match server.launch() {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("could not start redis-server: {last_error}");
+    }
+
+    /// Starts a server on exactly `port` (for tests of a client that was pointed there first).
+    pub fn start_on(port: u16) -> RedisServer {
+        let mut server = RedisServer {
+            port,
+            pid: None,
+            args: Vec::new(),
+            dir: std::env::temp_dir()
+                .join(format!("cache-test-redis-{}-{port}", std::process::id())),
+            watchdog: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// The server's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// `redis://127.0.0.1:{port}/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no save), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            signal(pid, "KILL");
+        }
+        if let Some((mut shell, stdin)) = self.watchdog.take() {
+            drop(stdin);
+            let _ = shell.wait();
+        }
+        wait_until(Duration::from_secs(5), || {
+            TcpStream::connect(("127.0.0.1", self.port)).is_err()
+        });
+    }
+
+    /// Stops the process without killing it (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        if let Some(pid) = self.pid {
+            signal(pid, "STOP");
+        }
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(pid) = self.pid {
+            signal(pid, "CONT");
+        }
+    }
+
+    /// Kills the server if it runs, then starts it again, empty, on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.launch() {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("could not restart redis-server: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| format!("scratch dir: {e}"))?;
+        let port = self.port.to_string();
+        let dir = self.dir.to_string_lossy().into_owned();
+        let mut command = Command::new("sh");
+        // The shell starts the server, prints its pid, then waits for its stdin to close (this
+        // handle dropped, or the test process gone) and kills the server.
+        command
+            .arg("-c")
+            .arg("redis-server \"$@\" & pid=$!; echo $pid; read _ignored; kill -9 $pid 2>/dev/null")
+            .arg("redis-server")
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--dir", &dir, "--logfile", "redis.log", "--daemonize", "no"])
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let which = Command::new("redis-server").arg("--version").output();
+        if which.is_err() {
+            panic!("redis-server is not installed: {INSTALL}");
+        }
+        let mut shell = command.spawn().map_err(|e| format!("sh: {e}"))?;
+        let stdin = shell.stdin.take().ok_or("no stdin")?;
+        let stdout = shell.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the pid: {e}"))?;
+        let pid: u32 = line
+            .trim()
+            .parse()
+            .map_err(|_| format!("no pid in {line:?}"))?;
+        self.pid = Some(pid);
+        self.watchdog = Some((shell, stdin));
+        let ready = wait_until(Duration::from_secs(10), || {
+            matches!(self.try_command(&[b"PING"]), Ok(Reply::Status(ref s)) if s == "PONG")
+                || matches!(self.try_command(&[b"PING"]), Ok(Reply::Error(ref e)) if e.starts_with("NOAUTH"))
+        });
+        if !ready {
+            let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+            self.kill();
+            return Err(format!("port {}: not answering; log:\n{log}", self.port));
+        }
+        Ok(())
+    }
+
+    /// Sends one command over a fresh connection and returns the reply; panics if unreachable.
+    pub fn command(&self, args: &[&[u8]]) -> Reply {
+        self.try_command(args)
+            .unwrap_or_else(|e| panic!("redis-server on port {} did not answer: {e}", self.port))
+    }
+
+    /// A command spelled as text, split on spaces: `server.cmd("CONFIG SET maxmemory 2mb")`.
+    pub fn cmd(&self, line: &str) -> Reply {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        self.command(&args)
+    }
+
+    /// Sends one command over a fresh connection, with a 5 s timeout.
+    pub fn try_command(&self, args: &[&[u8]]) -> std::io::Result<Reply> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            request.extend_from_slice(arg);
+            request.extend_from_slice(b"\r\n");
+        }
+        stream.write_all(&request)?;
+        let reply = Reply::read(&mut BufReader::new(&stream))?;
+        let _ = stream.shutdown(Shutdown::Both);
+        Ok(reply)
+    }
+
+    /// The value of one field of `INFO {section}`, such as `info_field("stats", "evicted_keys")`.
+    pub fn info_field(&self, section: &str, field: &str) -> Option<String> {
+        let Reply::Bulk(Some(text)) = self.command(&[b"INFO", section.as_bytes()]) else {
+            return None;
+        };
+        String::from_utf8_lossy(&text).lines().find_map(|line| {
+            line.strip_prefix(field)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .map(|v| v.trim().to_owned())
+        })
+    }
+
+    /// The number of keys in database 0.
+    pub fn dbsize(&self) -> i64 {
+        match self.cmd("DBSIZE") {
+            Reply::Integer(n) => n,
+            other => panic!("DBSIZE answered {other:?}"),
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.resume();
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A RESP2 reply, as read by the harness' own minimal client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK`
+    Status(String),
+    /// `-ERR ...`
+    Error(String),
+    /// `:42`
+    Integer(i64),
+    /// `$3\r\nabc` or `$-1` (nil)
+    Bulk(Option<Vec<u8>>),
+    /// `*2 ...` or `*-1`
+    Array(Option<Vec<Reply>>),
+}
+
+impl Reply {
+    fn read(r: &mut impl BufRead) -> std::io::Result<Reply> {
+        let mut line = String::new();
+        r.read_line(&mut line)?;
+        let line = line.trim_end_matches("\r\n");
+        let bad = || {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad reply {line:?}"),
+            )
+        };
+        let (kind, rest) = line.split_at_checked(1).ok_or_else(bad)?;
+        Ok(match kind {
+            "+" => Reply::Status(rest.to_owned()),
+            "-" => Reply::Error(rest.to_owned()),
+            ":" => Reply::Integer(rest.parse().map_err(|_| bad())?),
+            "$" => {
+                let len: i64 = rest.parse().map_err(|_| bad())?;
+                if len < 0 {
+                    Reply::Bulk(None)
+                } else {
+                    let mut buf = vec![0; len as usize + 2];
+                    r.read_exact(&mut buf)?;
+                    buf.truncate(len as usize);
+                    Reply::Bulk(Some(buf))
+                }
+            }
+            "*" => {
+                let len: i64 = rest.parse().map_err(|_| bad())?;
+                if len < 0 {
+                    Reply::Array(None)
+                } else {
+                    Reply::Array(Some(
+                        (0..len).map(|_| Reply::read(r)).collect::<Result<_, _>>()?,
+                    ))
+                }
+            }
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// The resident memory of this process in bytes, from /proc.
+pub fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .expect("VmRSS in /proc/self/status")
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Polls `condition` every 20 ms until it holds or `limit` passes; whether it held.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_starts_answers_and_dies_with_its_handle() {
+        let server = RedisServer::start();
+        assert_ne!(server.port(), 6379);
+        assert_eq!(server.cmd("SET k v"), Reply::Status("OK".into()));
+        assert_eq!(server.cmd("GET k"), Reply::Bulk(Some(b"v".to_vec())));
+        let pid = server.pid().unwrap();
+        let port = server.port();
+        drop(server);
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
+                // A zombie is reaped by its shell's exit; give it a moment.
+                wait_until(Duration::from_secs(2), || {
+                    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                })
+            }
+        );
+    }
+
+    #[test]
+    fn restart_keeps_the_port_and_loses_the_data() {
+        let mut server = RedisServer::start();
+        let port = server.port();
+        server.cmd("SET k v");
+        server.restart();
+        assert_eq!(server.port(), port);
+        assert_eq!(server.cmd("GET k"), Reply::Bulk(None));
+    }
+}
