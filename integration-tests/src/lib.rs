@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// The command that installs what the harness needs, named in every failure about a missing binary.
 pub const INSTALL: &str =
-    "apt-get install -y redis-server redis-tools redis-sentinel (or run ./scripts/setup.sh)";
+    "apt-get install -y redis-server redis-tools redis-sentinel (or run integration-tests/setup.sh)";
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()

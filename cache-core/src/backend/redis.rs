@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fred::clients::{Pool, WithOptions};
+use fred::interfaces::EventInterface;
 use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, ErrorKind, Expiration, KeysInterface, Options,
     ReconnectPolicy,
@@ -74,6 +75,9 @@ impl RedisBackend {
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_pool(pool_size)
             .map_err(|e| CacheError::Connection(format!("{url}: {}", e.details())))?;
+        // Subscribed before connecting, so that a refused first connection ends the wait at once
+        // instead of after the whole timeout.
+        let mut errors = pool.clients().first().map(|c| c.error_rx());
         let _connection_task = pool.connect();
         let options = Options {
             fail_fast: true,
@@ -87,12 +91,21 @@ impl RedisBackend {
             client,
             timeout,
         };
-        let started = match tokio::time::timeout(timeout, backend.pool.wait_for_connect()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(backend.error(e)),
-            Err(_) => Err(CacheError::Connection(format!(
-                "no connection to {url} within {timeout:?}"
-            ))),
+        let first_error = async {
+            match errors.as_mut() {
+                Some(rx) => rx.recv().await.ok(),
+                None => None,
+            }
+        };
+        let started = tokio::select! {
+            connected = tokio::time::timeout(timeout, backend.pool.wait_for_connect()) => match connected {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(backend.error(e)),
+                Err(_) => Err(CacheError::Connection(format!(
+                    "no connection to {url} within {timeout:?}"
+                ))),
+            },
+            Some((e, _)) = first_error => Err(CacheError::Connection(format!("{url}: {}", e.details()))),
         };
         Ok((backend, started))
     }
