@@ -135,11 +135,12 @@ fn seconds(krate: &TokenStream, expr: Option<&syn::Expr>) -> TokenStream {
         None => quote!(::core::option::Option::None),
         Some(expr) => {
             let secs = format_ident!("__CACHE_SECONDS", span = Span::mixed_site());
-            let check = quote_spanned!(expr.span()=> #krate::__private::seconds(#expr));
-            quote! {
+            // Spanned at the expression: a constant that evaluates to 0 fails the build there.
+            let kr = respan(krate, expr.span());
+            quote_spanned! {expr.span()=>
                 ::core::option::Option::Some({
-                    const #secs: u64 = #check;
-                    #krate::__private::Duration::from_secs(#secs)
+                    const #secs: u64 = #kr::__private::seconds(#expr);
+                    #kr::__private::Duration::from_secs(#secs)
                 })
             }
         }
@@ -196,6 +197,11 @@ fn gen_cached(config: &CachedConfig, func: &ItemFn) -> TokenStream {
             capacity += 32;
             // Spanned at the path: a builder with the wrong arguments is an error there.
             let kr = respan(krate, path.span());
+            let args = args.iter().map(|arg| {
+                let mut arg = arg.clone();
+                arg.set_span(path.span());
+                arg
+            });
             key_steps.extend(quote_spanned! {path.span()=>
                 #kr::__private::KeyBuf::display(&mut #k, &#path(#(&#args),*));
             });
@@ -212,6 +218,11 @@ fn gen_cached(config: &CachedConfig, func: &ItemFn) -> TokenStream {
         &quote!(#krate::__private::cached::<#mode, _, _>),
         info.ret_span,
     );
+    // The whole call, parentheses and `.await` included, so that no part of the bound check
+    // falls back to the attribute's span.
+    let call = quote_spanned! {info.ret_span=>
+        #call(#key_var, #ttl, #none_ttl, #route, #body).await
+    };
 
     let attrs = &func.attrs;
     let vis = &func.vis;
@@ -224,7 +235,7 @@ fn gen_cached(config: &CachedConfig, func: &ItemFn) -> TokenStream {
                 #key_steps
                 #k.finish()
             };
-            #call(#key_var, #ttl, #none_ttl, #route, #body).await
+            #call
         }
     }
 }
@@ -249,6 +260,7 @@ fn gen_invalidate(config: &InvalidateConfig, func: &ItemFn) -> TokenStream {
     let InvalidateConfig {
         krate,
         patterns,
+        allow_all,
         info,
     } = config;
     let p = local("__cache_p");
@@ -296,7 +308,7 @@ fn gen_invalidate(config: &InvalidateConfig, func: &ItemFn) -> TokenStream {
         #vis #sig {
             let #patterns_var: [#krate::__private::String; #count] = [#(#pattern_exprs),*];
             let #ret_var = #body.await;
-            #krate::__private::invalidate::<#mode, _>(#ret_var, &#patterns_var, #route).await
+            #krate::__private::invalidate::<#mode, _>(#ret_var, &#patterns_var, #allow_all, #route).await
         }
     }
 }

@@ -97,6 +97,7 @@ pub(crate) enum Piece {
 pub(crate) struct InvalidateConfig {
     pub krate: TokenStream,
     pub patterns: Vec<Vec<Piece>>,
+    pub allow_all: bool,
     pub info: FnInfo,
 }
 
@@ -153,10 +154,13 @@ pub(crate) fn cached(args: CachedArgs, sig: &Signature) -> Result<CachedConfig, 
             }
             "skip" => match value {
                 RawValue::List(tokens) => {
-                    match syn::parse::Parser::parse2(
-                        Punctuated::<Ident, Token![,]>::parse_terminated,
-                        tokens,
-                    ) {
+                    let names = |input: syn::parse::ParseStream<'_>| {
+                        Punctuated::<Ident, Token![,]>::parse_terminated_with(
+                            input,
+                            Ident::parse_any,
+                        )
+                    };
+                    match syn::parse::Parser::parse2(names, tokens) {
                         Ok(names) => skip.set(&mut cx, &name, names.into_iter().collect()),
                         Err(e) => {
                             cx.error(e.span(), "skip takes argument names: `skip(pool, ctx)`")
@@ -313,6 +317,7 @@ pub(crate) fn invalidate(
     Ok(InvalidateConfig {
         krate: krate.value.unwrap_or_else(default_crate),
         patterns,
+        allow_all,
         info,
     })
 }
@@ -385,7 +390,9 @@ fn seconds(cx: &mut Ctxt, name: &Ident, e: Expr) -> Option<Expr> {
         }) => {
             cx.error(
                 e.span(),
-                format_args!("`{name}` cannot be negative: {hint}"),
+                format_args!(
+                    "`{name}` cannot be negative: give a whole number of seconds, at least 1, e.g. `{name} = 60`"
+                ),
             );
             None
         }

@@ -1,0 +1,420 @@
+//! What `#[cached]` and `#[invalidate_cache]` expand to: the only items generated code names
+//! (as `cache_core::__private::...`). Not a public API; it changes with the macros, which
+//! `cache-core` pins to its exact version.
+//!
+//! The logic is here, in generic functions, so that each annotated function expands to a few
+//! lines: build the key ([`KeyBuf`]), then [`cached`] (check, single-flight, execute, store), or
+//! build the patterns ([`PatternBuf`]), run the body and [`invalidate`].
+
+use std::fmt::{Display, Write as _};
+use std::future::Future;
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use cache_keys::key::{push_text, ITEM_SEPARATOR, SEPARATOR};
+use cache_keys::pattern;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::encode_value;
+use crate::flight::{Join, FLIGHTS};
+use crate::{Cache, CacheError};
+
+pub use crate::key::CacheKey;
+pub use core::any::type_name;
+pub use std::string::String;
+pub use std::time::Duration;
+
+/// A `ttl`/`none_ttl` in seconds, checked where the macro evaluates it in a `const`: zero fails
+/// the build with this message.
+pub const fn seconds(seconds: u64) -> u64 {
+    assert!(
+        seconds > 0,
+        "a ttl of 0 seconds would expire entries at once: give at least 1"
+    );
+    seconds
+}
+
+/// Builds a key in one pre-sized buffer: `{head}:{part}:{part}...`.
+#[derive(Debug)]
+pub struct KeyBuf {
+    buf: String,
+}
+
+impl KeyBuf {
+    /// Starts a key with its constant head (`{key_prefix}:{fn_name}[:v{N}]`).
+    #[inline]
+    pub fn new(head: &str, capacity: usize) -> Self {
+        let mut buf = String::with_capacity(capacity.max(head.len()) + 8);
+        buf.push_str(head);
+        KeyBuf { buf }
+    }
+
+    /// Appends one argument's key part.
+    #[inline]
+    pub fn part<T: CacheKey + ?Sized>(&mut self, value: &T) {
+        self.buf.push(SEPARATOR);
+        value.write_key(&mut self.buf);
+    }
+
+    /// Appends the concrete types of the type parameters that the return type names:
+    /// `:<alloc\:\:string\:\:String>`.
+    pub fn type_params(&mut self, names: &[&str]) {
+        self.buf.push(SEPARATOR);
+        self.buf.push('<');
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(ITEM_SEPARATOR);
+            }
+            push_text(&mut self.buf, name);
+        }
+        self.buf.push('>');
+    }
+
+    /// Appends a `key_builder`'s output, as it is.
+    #[inline]
+    pub fn display<D: Display + ?Sized>(&mut self, value: &D) {
+        self.buf.push(SEPARATOR);
+        // Writing to a String cannot fail.
+        let _ = write!(self.buf, "{value}");
+    }
+
+    /// The key.
+    #[inline]
+    pub fn finish(self) -> String {
+        self.buf
+    }
+}
+
+/// Builds an invalidation pattern: glob text as written, arguments key-encoded then glob-escaped
+/// (so a value holding `*` matches only itself).
+#[derive(Debug)]
+pub struct PatternBuf {
+    buf: String,
+    scratch: String,
+}
+
+impl PatternBuf {
+    /// An empty pattern with room for `capacity` bytes.
+    pub fn new(capacity: usize) -> Self {
+        PatternBuf {
+            buf: String::with_capacity(capacity),
+            scratch: String::new(),
+        }
+    }
+
+    /// Appends glob text, checked at compile time.
+    pub fn text(&mut self, text: &str) {
+        self.buf.push_str(text);
+    }
+
+    /// Appends an argument: its key part, glob-escaped.
+    pub fn arg<T: CacheKey + ?Sized>(&mut self, value: &T) {
+        self.scratch.clear();
+        value.write_key(&mut self.scratch);
+        pattern::push_escaped(&mut self.buf, &self.scratch);
+    }
+
+    /// The pattern.
+    pub fn finish(self) -> String {
+        self.buf
+    }
+}
+
+/// What a return value means for the cache.
+#[derive(Debug)]
+pub enum Store<'a, S> {
+    /// Cache this, for the `ttl`.
+    Value(&'a S),
+    /// Cache this only with `none_ttl`, for that long (a `None`).
+    Negative(&'a S),
+    /// Do not cache (an `Err`).
+    Skip,
+}
+
+/// How a return type `R` maps onto a stored value; the macro picks the mode from the return
+/// type's last path segment.
+#[diagnostic::on_unimplemented(
+    message = "#[cached] took `{R}` for a `Result` (or an `Option`) because of its name, but it is not one",
+    note = "rename the type, or wrap the function: only `Result<T, E>` and `Option<T>` get special treatment"
+)]
+pub trait CacheMode<R> {
+    /// What goes into the cache.
+    type Stored;
+    /// What to store for `ret`.
+    fn store(ret: &R) -> Store<'_, Self::Stored>;
+    /// The return value for a stored value.
+    fn load(stored: Self::Stored) -> R;
+}
+
+/// Whether a return value is a success, after which `#[invalidate_cache]` deletes.
+pub trait Success<R> {
+    /// True when invalidation should run.
+    fn succeeded(ret: &R) -> bool;
+}
+
+/// `Result<T, E>`: `Ok(T)` is stored as `T`; errors are never stored, and never invalidate.
+#[derive(Debug)]
+pub struct ResultMode;
+
+/// `Option<T>`: stored as the `Option`, `None` only with `none_ttl`.
+#[derive(Debug)]
+pub struct OptionMode;
+
+/// Anything else: stored as it is; always a success.
+#[derive(Debug)]
+pub struct PlainMode;
+
+impl<T, E> CacheMode<Result<T, E>> for ResultMode {
+    type Stored = T;
+    fn store(ret: &Result<T, E>) -> Store<'_, T> {
+        match ret {
+            Ok(value) => Store::Value(value),
+            Err(_) => Store::Skip,
+        }
+    }
+    fn load(stored: T) -> Result<T, E> {
+        Ok(stored)
+    }
+}
+
+impl<T> CacheMode<Option<T>> for OptionMode {
+    type Stored = Option<T>;
+    fn store(ret: &Option<T>) -> Store<'_, Option<T>> {
+        match ret {
+            Some(_) => Store::Value(ret),
+            None => Store::Negative(ret),
+        }
+    }
+    fn load(stored: Option<T>) -> Option<T> {
+        stored
+    }
+}
+
+impl<R> CacheMode<R> for PlainMode {
+    type Stored = R;
+    fn store(ret: &R) -> Store<'_, R> {
+        Store::Value(ret)
+    }
+    fn load(stored: R) -> R {
+        stored
+    }
+}
+
+impl<T, E> Success<Result<T, E>> for ResultMode {
+    fn succeeded(ret: &Result<T, E>) -> bool {
+        ret.is_ok()
+    }
+}
+
+impl<R> Success<R> for PlainMode {
+    fn succeeded(_: &R) -> bool {
+        true
+    }
+}
+
+/// What a cache error becomes when failing loudly: `Some(return value)` to return it instead,
+/// `None` to log it and go on with the computed value.
+pub type Route<R> = fn(CacheError) -> Option<R>;
+
+/// Chooses a [`Route`] for `R` by autoref specialization: `(&&ErrorRoute::<R>::new()).route()`
+/// finds [`RouteViaFrom`] for `Result<T, E>` with `E: From<CacheError>` and [`RouteViaLog`]
+/// otherwise. Resolved in the caller's crate, where the types are concrete.
+#[derive(Debug)]
+pub struct ErrorRoute<R>(PhantomData<fn() -> R>);
+
+impl<R> ErrorRoute<R> {
+    /// The selector.
+    pub const fn new() -> Self {
+        ErrorRoute(PhantomData)
+    }
+}
+
+impl<R> Default for ErrorRoute<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The route for `Result<T, E>` where `E: From<CacheError>`: the error is returned.
+pub trait RouteViaFrom<R> {
+    /// The route.
+    fn route(&self) -> Route<R>;
+}
+
+/// The route for everything else: the error is logged.
+pub trait RouteViaLog<R> {
+    /// The route.
+    fn route(&self) -> Route<R>;
+}
+
+impl<T, E: From<CacheError>> RouteViaFrom<Result<T, E>> for &ErrorRoute<Result<T, E>> {
+    fn route(&self) -> Route<Result<T, E>> {
+        |error| Some(Err(E::from(error)))
+    }
+}
+
+impl<R> RouteViaLog<R> for ErrorRoute<R> {
+    fn route(&self) -> Route<R> {
+        log_only
+    }
+}
+
+/// The route that never replaces the return value.
+pub fn log_only<R>(_: CacheError) -> Option<R> {
+    None
+}
+
+/// The process-wide cache, without waiting once it is set up.
+async fn global_cache() -> Result<Cache, CacheError> {
+    match crate::global::initialized() {
+        Some(cache) => Ok(cache.clone()),
+        None => crate::get_cache().await,
+    }
+}
+
+/// Applies `route` to a failure: the replacement return value, or `None` after logging it.
+fn fail<R>(route: Route<R>, key: &str, what: &str, error: CacheError) -> Option<R> {
+    match route(error.clone()) {
+        Some(ret) => Some(ret),
+        None => {
+            tracing::error!(key, %error, "{what}");
+            None
+        }
+    }
+}
+
+/// The body of a `#[cached]` function: check the cache, or join the key's flight, run the body
+/// once, store what it returned, and hand it to the waiters.
+pub async fn cached<M, R, F>(
+    key: String,
+    ttl: Option<Duration>,
+    none_ttl: Option<Duration>,
+    route: Route<R>,
+    body: F,
+) -> R
+where
+    M: CacheMode<R>,
+    M::Stored: Serialize + DeserializeOwned,
+    F: Future<Output = R>,
+{
+    let cache = match global_cache().await {
+        Ok(cache) => cache,
+        // No cache (bad configuration, or Redis down at startup when failing loudly).
+        Err(error) => {
+            return match fail(route, &key, "no cache; running uncached", error) {
+                Some(ret) => ret,
+                None => body.await,
+            }
+        }
+    };
+    if !cache.config().enabled() {
+        return body.await;
+    }
+
+    // Single flight. A waiter decodes the leader's bytes, or leads in turn when there are none.
+    let leader = loop {
+        match FLIGHTS.join(&key) {
+            Join::Leader(leader) => break leader,
+            Join::Waiter(waiter) => {
+                if let Some(bytes) = waiter.outcome().await {
+                    if let Some(stored) = cache.decode_counted::<M::Stored>(&key, &bytes) {
+                        return M::load(stored);
+                    }
+                }
+            }
+        }
+    };
+
+    // Check.
+    let mut write = true;
+    match cache.get_bytes(&key).await {
+        Ok(Some(bytes)) => {
+            if let Some(stored) = cache.decode_counted::<M::Stored>(&key, &bytes) {
+                leader.publish(Some(bytes));
+                return M::load(stored);
+            }
+            // Unreadable (another type, version or program): a miss that the store repairs.
+        }
+        Ok(None) => {}
+        Err(error) => {
+            // Failing loudly with Redis down: `Err` for `Result<_, E: From<CacheError>>`, or
+            // run uncached and do not try to store.
+            if let Some(ret) = fail(route, &key, "cache read failed", error) {
+                return ret;
+            }
+            write = false;
+        }
+    }
+
+    // Execute. A panic or a cancellation here drops `leader`, which frees the key.
+    let ret = body.await;
+
+    // Store.
+    let (stored, ttl) = match M::store(&ret) {
+        Store::Value(stored) => (stored, ttl),
+        Store::Negative(stored) if none_ttl.is_some() => (stored, none_ttl),
+        Store::Negative(_) | Store::Skip => return ret,
+    };
+    let bytes = match encode_value(cache.config().codec(), stored) {
+        Ok(bytes) => Bytes::from(bytes),
+        Err(error) => {
+            drop(leader);
+            return fail(
+                route,
+                &key,
+                "value not cached: it could not be encoded",
+                error,
+            )
+            .unwrap_or(ret);
+        }
+    };
+    if write {
+        if let Err(error) = cache.set_bytes(&key, bytes.clone(), ttl).await {
+            leader.publish(Some(bytes));
+            return fail(route, &key, "cache write failed", error).unwrap_or(ret);
+        }
+    }
+    leader.publish(Some(bytes));
+    ret
+}
+
+/// After a `#[invalidate_cache]` function's body: delete what the patterns match if it
+/// succeeded. A pattern without glob syntax is one key, deleted directly (one `UNLINK`).
+pub async fn invalidate<M, R>(ret: R, patterns: &[String], allow_all: bool, route: Route<R>) -> R
+where
+    M: Success<R>,
+{
+    if !M::succeeded(&ret) {
+        return ret;
+    }
+    let cache = match global_cache().await {
+        Ok(cache) => cache,
+        Err(error) => {
+            return fail(route, "", "no cache; nothing invalidated", error).unwrap_or(ret)
+        }
+    };
+    if !cache.config().enabled() {
+        return ret;
+    }
+    for pattern in patterns {
+        let result = match pattern::literal_key(pattern) {
+            Some(key) => cache.delete([key]).await,
+            // Only with allow_all; otherwise clear_pattern refuses it (a placeholder that
+            // interpolated to nothing after a `*`, say) and the refusal is reported.
+            None if allow_all && pattern::matches_everything(pattern) => cache.clear_all().await,
+            None => cache.clear_pattern(pattern).await,
+        };
+        if let Err(error) = result {
+            if let Some(ret) = fail(route, pattern, "cache invalidation failed", error) {
+                return ret;
+            }
+        }
+    }
+    ret
+}
+
+/// How many keys are in flight in this process (for tests: the table must drain).
+pub fn in_flight() -> usize {
+    FLIGHTS.len()
+}

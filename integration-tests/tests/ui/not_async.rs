@@ -1,0 +1,13 @@
+#![allow(unused_variables)]
+
+use cache_core::{cached, invalidate_cache};
+
+#[cached(ttl = 60)]
+fn get_user(id: u64) -> Option<String> {
+    Some(id.to_string())
+}
+
+#[invalidate_cache("user:*")]
+fn update_user(id: u64) {}
+
+fn main() {}
