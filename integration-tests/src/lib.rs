@@ -185,10 +185,7 @@ impl RedisServer {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        let which = Command::new("redis-server").arg("--version").output();
-        if which.is_err() {
-            panic!("redis-server is not installed: {INSTALL}");
-        }
+        require_binary("redis-server");
         let mut shell = command.spawn().map_err(|e| format!("sh: {e}"))?;
         let stdin = shell.stdin.take().ok_or("no stdin")?;
         let stdout = shell.stdout.take().ok_or("no stdout")?;
@@ -339,6 +336,13 @@ pub fn resident_bytes() -> u64 {
         .expect("VmRSS in /proc/self/status")
 }
 
+/// Panics with the install command when `binary` cannot be run.
+pub fn require_binary(binary: &str) {
+    if Command::new(binary).arg("--version").output().is_err() {
+        panic!("{binary} is not installed: {INSTALL}");
+    }
+}
+
 fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
@@ -382,6 +386,15 @@ mod tests {
                 })
             }
         );
+    }
+
+    #[test]
+    fn a_missing_binary_fails_with_the_install_command() {
+        require_binary("redis-server");
+        let panic = std::panic::catch_unwind(|| require_binary("redis-server-that-does-not-exist"))
+            .expect_err("a missing binary must fail loudly");
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("apt-get install -y redis-server"), "{message}");
     }
 
     #[test]
