@@ -22,15 +22,37 @@ mod cache;
 pub mod codec;
 mod config;
 mod error;
+mod flight; // macros-helper
 mod global;
 mod health;
-mod stats;
-// macros-helper: key, flight and private modules go here
+mod key; // macros-helper
+mod private;
+mod stats; // macros-helper
 
 pub use cache::Cache;
+pub use cache_macros::{cached, invalidate_cache}; // macros-helper
 pub use config::{BackendConfig, CacheConfig, CacheConfigBuilder, ConfigError, RedisUrl};
 pub use error::CacheError;
 pub use global::{get_cache, init, init_from_env};
 pub use health::HealthReport;
-pub use stats::CacheStats;
-// macros-helper: pub use cache_macros::{cached, invalidate_cache}; and the __private module
+pub use key::CacheKey;
+pub use stats::CacheStats; // macros-helper
+#[doc(hidden)] // macros-helper
+pub mod __private {
+    pub use crate::private::*;
+} // macros-helper
+
+/// The user guide's Rust examples (`docs/src`), compiled and run by `cargo test` as doctests.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../../docs/src/configuration.md")]
+    mod configuration {}
+    #[doc = include_str!("../../docs/src/operations.md")]
+    mod operations {}
+    #[doc = include_str!("../../docs/src/patterns.md")]
+    mod patterns {}
+    #[doc = include_str!("../../docs/src/monitoring.md")]
+    mod monitoring {}
+    #[doc = include_str!("../../docs/src/advanced.md")]
+    mod advanced {}
+}
