@@ -1,0 +1,175 @@
+//! Single flight through `#[cached]` against a real redis-server: concurrent cold callers share
+//! one run of the body, and a cancelled or panicking leader neither hangs the others nor leaves
+//! an entry in the in-flight table.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use cache_core::{__private::in_flight, cached, Cache, CacheConfig};
+use integration_tests::{block_on, RedisServer};
+
+static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
+
+fn run<F: std::future::Future>(test: F) -> F::Output {
+    static CACHE: tokio::sync::OnceCell<Cache> = tokio::sync::OnceCell::const_new();
+    block_on(async {
+        CACHE
+            .get_or_init(|| async {
+                let config = CacheConfig::builder().url(SERVER.url()).build().unwrap();
+                cache_core::init(config).await.unwrap()
+            })
+            .await;
+        test.await
+    })
+}
+
+/// The tests share the one in-flight table; each checks it drains, so they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+static HOT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, key_prefix = "flight")]
+async fn hot(id: u32) -> Vec<u32> {
+    HOT_RUNS.fetch_add(1, SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    vec![id; 4]
+}
+
+#[test]
+fn sixty_four_cold_callers_run_the_body_once() {
+    let _serial = serial();
+    run(async {
+        let before = Cache::stats(&cache_core::get_cache().await.unwrap());
+        let callers: Vec<_> = (0..64).map(|_| tokio::spawn(hot(7))).collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap(), vec![7; 4]);
+        }
+        assert_eq!(HOT_RUNS.load(SeqCst), 1);
+        assert_eq!(in_flight(), 0);
+        let after = cache_core::get_cache().await.unwrap().stats();
+        // One trip to Redis for the leader (a miss) and one write; the waiters decoded its bytes.
+        assert_eq!(after.sets - before.sets, 1);
+        assert_eq!(after.misses - before.misses, 1);
+        // Warm now: 64 more callers, no body.
+        let callers: Vec<_> = (0..64).map(|_| tokio::spawn(hot(7))).collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap(), vec![7; 4]);
+        }
+        assert_eq!(HOT_RUNS.load(SeqCst), 1);
+        assert_eq!(in_flight(), 0);
+    });
+}
+
+static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, key_prefix = "flight")]
+async fn slow(id: u32) -> u32 {
+    let run = SLOW_RUNS.fetch_add(1, SeqCst);
+    // The first run hangs until it is cancelled; later runs are quick.
+    if run == 0 {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    id * 10
+}
+
+#[test]
+fn a_cancelled_leader_frees_the_key_and_a_waiter_takes_over() {
+    let _serial = serial();
+    run(async {
+        let leader = tokio::spawn(slow(1));
+        assert!(wait_until_async(|| SLOW_RUNS.load(SeqCst) == 1).await);
+        assert_eq!(in_flight(), 1);
+        let waiters: Vec<_> = (0..8).map(|_| tokio::spawn(slow(1))).collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
+        for waiter in waiters {
+            let value = tokio::time::timeout(Duration::from_secs(10), waiter)
+                .await
+                .expect("a waiter hung after its leader was cancelled");
+            assert_eq!(value.unwrap(), 10);
+        }
+        assert_eq!(
+            SLOW_RUNS.load(SeqCst),
+            2,
+            "one waiter ran the body, the others shared it"
+        );
+        assert_eq!(in_flight(), 0);
+    });
+}
+
+static PANIC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, key_prefix = "flight")]
+async fn fragile(id: u32) -> Result<u32, String> {
+    let run = PANIC_RUNS.fetch_add(1, SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if run == 0 {
+        panic!("the first run panics");
+    }
+    Ok(id)
+}
+
+#[test]
+fn a_panic_reaches_its_caller_and_waiters_retry() {
+    let _serial = serial();
+    run(async {
+        let leader = tokio::spawn(fragile(3));
+        assert!(wait_until_async(|| PANIC_RUNS.load(SeqCst) == 1).await);
+        let waiters: Vec<_> = (0..8).map(|_| tokio::spawn(fragile(3))).collect();
+        assert!(
+            leader.await.unwrap_err().is_panic(),
+            "the panic propagates to the caller that ran the body"
+        );
+        for waiter in waiters {
+            let value = tokio::time::timeout(Duration::from_secs(10), waiter)
+                .await
+                .expect("a waiter hung after its leader panicked");
+            assert_eq!(value.unwrap(), Ok(3));
+        }
+        assert_eq!(PANIC_RUNS.load(SeqCst), 2);
+        assert_eq!(in_flight(), 0);
+    });
+}
+
+static ERR_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, key_prefix = "flight")]
+async fn failing(id: u32) -> Result<u32, String> {
+    ERR_RUNS.fetch_add(1, SeqCst);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    Err(format!("no {id}"))
+}
+
+#[test]
+fn errors_are_not_shared_each_waiter_runs_the_body() {
+    let _serial = serial();
+    run(async {
+        let callers: Vec<_> = (0..4).map(|_| tokio::spawn(failing(1))).collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap(), Err("no 1".into()));
+        }
+        assert_eq!(
+            ERR_RUNS.load(SeqCst),
+            4,
+            "nothing cacheable: each caller ran it, one at a time"
+        );
+        assert_eq!(in_flight(), 0);
+    });
+}
+
+async fn wait_until_async(mut condition: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
