@@ -378,3 +378,28 @@ mod tests {
         assert!(!out.contains("type_name :: < U >"), "{out}");
     }
 }
+#[cfg(test)]
+mod print {
+    #[test]
+    #[ignore]
+    fn print_expansion() {
+        let out = super::cached(
+            quote::quote!(ttl = 600, key_prefix = "server", skip(db)),
+            quote::quote!(
+                pub async fn get_server_details(db: &Db, server_id: i64) -> Option<Server> {
+                    db.server(server_id).await
+                }
+            ),
+        );
+        println!("{out}");
+        let out = super::invalidate(
+            quote::quote!("server:get_server_details:{server_id}", "trending:*"),
+            quote::quote!(
+                pub async fn update_server(db: &Db, server_id: i64, name: String) -> Result<(), DbError> {
+                    db.rename(server_id, name).await
+                }
+            ),
+        );
+        println!("{out}");
+    }
+}

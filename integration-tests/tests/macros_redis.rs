@@ -245,7 +245,7 @@ impl Repo {
     #[cached(ttl = 60, key_prefix = "repo")]
     pub async fn associated(id: u32) -> Option<Self> {
         let _ = id;
-        None::<Repo>.map(|r| r)
+        None::<Repo>
     }
 }
 
