@@ -304,4 +304,24 @@ mod tests {
         assert_eq!(Cow::Borrowed("b").to_key(), "b");
         assert_eq!(Rc::new(vec![1u8]).to_key(), "[1]");
     }
+
+    #[cfg(feature = "uuid")]
+    #[test]
+    fn uuids_are_hyphenated_lower_case() {
+        let id = uuid::Uuid::from_u128(0x67e5_5044_10b1_426f_9247_bb68_0e5f_e0c8);
+        assert_eq!(id.to_key(), "67e55044-10b1-426f-9247-bb680e5fe0c8");
+    }
+
+    #[cfg(feature = "chrono")]
+    #[test]
+    fn chrono_types_escape_their_colons() {
+        use chrono::{NaiveDate, TimeZone, Utc};
+        let date = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap_or_default();
+        assert_eq!(date.to_key(), "2024-05-01");
+        let time = date.and_hms_opt(12, 30, 0).unwrap_or_default();
+        assert_eq!(time.to_key(), "2024-05-01T12\\:30\\:00");
+        assert_eq!(time.time().to_key(), "12\\:30\\:00");
+        let utc = Utc.from_utc_datetime(&time);
+        assert_eq!(utc.to_key(), "2024-05-01T12\\:30\\:00+00\\:00");
+    }
 }

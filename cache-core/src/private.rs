@@ -350,14 +350,18 @@ where
     // Execute. A panic or a cancellation here drops `leader`, which frees the key.
     let ret = body.await;
 
-    // Store.
-    let (stored, ttl) = match M::store(&ret) {
-        Store::Value(stored) => (stored, ttl),
-        Store::Negative(stored) if none_ttl.is_some() => (stored, none_ttl),
-        Store::Negative(_) | Store::Skip => return ret,
+    // Store. The borrow of `ret` ends in this block, before any `.await`, so the future stays
+    // `Send` for values that are `Send` but not `Sync`.
+    let encoded = {
+        let (stored, ttl) = match M::store(&ret) {
+            Store::Value(stored) => (stored, ttl),
+            Store::Negative(stored) if none_ttl.is_some() => (stored, none_ttl),
+            Store::Negative(_) | Store::Skip => return ret,
+        };
+        encode_value(cache.config().codec(), stored).map(|bytes| (Bytes::from(bytes), ttl))
     };
-    let bytes = match encode_value(cache.config().codec(), stored) {
-        Ok(bytes) => Bytes::from(bytes),
+    let (bytes, ttl) = match encoded {
+        Ok(encoded) => encoded,
         Err(error) => {
             drop(leader);
             return fail(

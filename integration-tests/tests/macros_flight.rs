@@ -173,3 +173,28 @@ async fn wait_until_async(mut condition: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// `Send` but not `Sync`: the future of a `#[cached]` fn must still be `Send` (spawnable).
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Counter {
+    hits: std::cell::Cell<u32>,
+}
+
+#[cached(ttl = 60, key_prefix = "flight")]
+async fn counter(start: u32) -> Result<Counter, String> {
+    tokio::task::yield_now().await;
+    Ok(Counter {
+        hits: std::cell::Cell::new(start),
+    })
+}
+
+#[test]
+fn futures_of_send_but_not_sync_values_are_send() {
+    let _serial = serial();
+    run(async {
+        for _ in 0..2 {
+            let value = tokio::spawn(counter(5)).await.unwrap().unwrap();
+            assert_eq!(value.hits.get(), 5);
+        }
+    });
+}
