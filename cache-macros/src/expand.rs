@@ -395,7 +395,11 @@ mod print {
         let out = super::invalidate(
             quote::quote!("server:get_server_details:{server_id}", "trending:*"),
             quote::quote!(
-                pub async fn update_server(db: &Db, server_id: i64, name: String) -> Result<(), DbError> {
+                pub async fn update_server(
+                    db: &Db,
+                    server_id: i64,
+                    name: String,
+                ) -> Result<(), DbError> {
                     db.rename(server_id, name).await
                 }
             ),
