@@ -378,11 +378,12 @@ mod tests {
         assert!(!out.contains("type_name :: < U >"), "{out}");
     }
 }
+/// The expanded example of `docs/src/macros.md`: `cargo test -p cache-macros --lib
+/// expansion_of_the_guide_example -- --nocapture` prints it (format with rustfmt).
 #[cfg(test)]
-mod print {
+mod guide_example {
     #[test]
-    #[ignore]
-    fn print_expansion() {
+    fn expansion_of_the_guide_example() {
         let out = super::cached(
             quote::quote!(ttl = 600, key_prefix = "server", skip(db)),
             quote::quote!(
@@ -392,6 +393,19 @@ mod print {
             ),
         );
         println!("{out}");
+        let out = out.to_string();
+        for line in [
+            "KeyBuf :: new (\"server:get_server_details\"",
+            "KeyBuf :: part (& mut __cache_k , & server_id)",
+            "cached :: < :: cache_core :: __private :: OptionMode , _ , _ >",
+            "seconds (600)",
+        ] {
+            assert!(out.contains(line), "{line} missing from {out}");
+        }
+        assert!(
+            !out.contains("& db"),
+            "skipped arguments stay out of the key: {out}"
+        );
         let out = super::invalidate(
             quote::quote!("server:get_server_details:{server_id}", "trending:*"),
             quote::quote!(
@@ -405,5 +419,14 @@ mod print {
             ),
         );
         println!("{out}");
+        let out = out.to_string();
+        for line in [
+            "__cache_p . text (\"server:get_server_details:\")",
+            "PatternBuf :: arg (& mut __cache_p , & server_id)",
+            ":: cache_core :: __private :: String :: from (\"trending:*\")",
+            "invalidate :: < :: cache_core :: __private :: ResultMode , _ >",
+        ] {
+            assert!(out.contains(line), "{line} missing from {out}");
+        }
     }
 }
