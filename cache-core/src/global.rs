@@ -35,7 +35,6 @@ pub async fn get_cache() -> Result<Cache, CacheError> {
 }
 
 /// The process-wide cache if it is set up, without waiting or setting it up.
-#[allow(dead_code)] // macros-helper: for the __private hit path
 pub(crate) fn initialized() -> Option<&'static Cache> {
     GLOBAL.get()
 }

@@ -22,25 +22,26 @@ mod cache;
 pub mod codec;
 mod config;
 mod error;
-mod flight; // macros-helper
+mod flight;
 mod global;
 mod health;
-mod key; // macros-helper
+mod key;
 mod private;
-mod stats; // macros-helper
+mod stats;
 
 pub use cache::Cache;
-pub use cache_macros::{cached, invalidate_cache}; // macros-helper
+pub use cache_macros::{cached, invalidate_cache};
 pub use config::{BackendConfig, CacheConfig, CacheConfigBuilder, ConfigError, RedisUrl};
 pub use error::CacheError;
 pub use global::{get_cache, init, init_from_env};
 pub use health::HealthReport;
 pub use key::CacheKey;
-pub use stats::CacheStats; // macros-helper
-#[doc(hidden)] // macros-helper
+pub use stats::CacheStats;
+/// What the attributes expand to; not a public API (it changes with the macros).
+#[doc(hidden)]
 pub mod __private {
     pub use crate::private::*;
-} // macros-helper
+}
 
 /// The user guide's Rust examples (`docs/src`), compiled and run by `cargo test` as doctests.
 #[cfg(doctest)]

@@ -394,7 +394,10 @@ mod tests {
         let panic = std::panic::catch_unwind(|| require_binary("redis-server-that-does-not-exist"))
             .expect_err("a missing binary must fail loudly");
         let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
-        assert!(message.contains("apt-get install -y redis-server"), "{message}");
+        assert!(
+            message.contains("apt-get install -y redis-server"),
+            "{message}"
+        );
     }
 
     #[test]

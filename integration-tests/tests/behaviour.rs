@@ -298,8 +298,14 @@ async fn get_many_mixes_present_absent_and_corrupt(s: Subject) {
     let stats = cache.stats();
     assert_eq!((stats.hits, stats.misses, stats.corrupt), (2, 3, 2));
     assert_eq!(cache.get_many::<Server, &str>([]).await.unwrap(), vec![]);
-    assert_eq!(cache.get_many::<Server, _>(["s:3"]).await.unwrap(), vec![Some(server(3))]);
-    assert_eq!(cache.get_many::<Server, _>(["s:404"]).await.unwrap(), vec![None]);
+    assert_eq!(
+        cache.get_many::<Server, _>(["s:3"]).await.unwrap(),
+        vec![Some(server(3))]
+    );
+    assert_eq!(
+        cache.get_many::<Server, _>(["s:404"]).await.unwrap(),
+        vec![None]
+    );
     // set_many then get_many round trip, in order.
     cache
         .set_many((10..20).map(|i| (format!("s:{i}"), server(i))), None)
