@@ -329,6 +329,7 @@ impl Cache {
                 uptime_seconds: Some(self.inner.created.elapsed().as_secs()),
                 error: None,
                 backend: "disabled",
+                circuit: "closed",
             },
         }
     }

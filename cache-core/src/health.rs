@@ -26,6 +26,9 @@ pub struct HealthReport {
     pub error: Option<String>,
     /// Which backend answered: `redis`, `memory`, or `disabled`.
     pub backend: &'static str,
+    /// The circuit breaker: `closed` (calls go to the backend) or `open` (calls skip it until a
+    /// probe succeeds).
+    pub circuit: &'static str,
 }
 
 impl HealthReport {
@@ -39,6 +42,7 @@ impl HealthReport {
             uptime_seconds: None,
             error: Some(error),
             backend,
+            circuit: "closed",
         }
     }
 
@@ -77,6 +81,7 @@ mod tests {
             uptime_seconds: None,
             error: None,
             backend: "redis",
+            circuit: "closed",
         }
         .with_info(info);
         assert_eq!(r.version.as_deref(), Some("7.0.15"));

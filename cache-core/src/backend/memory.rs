@@ -183,6 +183,7 @@ impl Backend for MemoryBackend {
             uptime_seconds: Some(self.started.elapsed().as_secs()),
             error: None,
             backend: "memory",
+            circuit: "closed",
         }
     }
 }

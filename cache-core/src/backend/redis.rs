@@ -262,6 +262,7 @@ impl Backend for RedisBackend {
             uptime_seconds: None,
             error: None,
             backend: "redis",
+            circuit: "closed",
         };
         match self.bounded(self.client.info::<String>(None)).await {
             Ok(info) => report.with_info(&info),
