@@ -410,3 +410,34 @@ mod tests {
         assert_eq!(server.cmd("GET k"), Reply::Bulk(None));
     }
 }
+
+// Cluster and sentinel harnesses (issue #6).
+pub mod cluster;
+pub mod sentinel;
+
+/// Sends one command to whatever listens on `127.0.0.1:{port}` (a server, a sentinel, a cluster
+/// node), over a fresh connection with a 5 s timeout.
+pub fn command_at(port: u16, args: &[&str]) -> std::io::Result<Reply> {
+    assert_ne!(port, 6379, "the shared Redis port must never be used");
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        request.extend_from_slice(arg.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    stream.write_all(&request)?;
+    let reply = Reply::read(&mut BufReader::new(&stream))?;
+    let _ = stream.shutdown(Shutdown::Both);
+    Ok(reply)
+}
+
+/// The text of a bulk reply (`INFO`, `CLUSTER NODES`), or an empty string.
+pub fn reply_text(reply: &Reply) -> String {
+    match reply {
+        Reply::Bulk(Some(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+        Reply::Status(s) => s.clone(),
+        _ => String::new(),
+    }
+}
