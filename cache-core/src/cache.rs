@@ -330,6 +330,7 @@ impl Cache {
                 error: None,
                 backend: "disabled",
                 circuit: "closed",
+                nodes: Vec::new(),
             },
         }
     }

@@ -118,6 +118,9 @@ impl RedisUrl {
         }
         fred::types::config::Config::from_url(url)
             .map_err(|e| ConfigError::new(variable, format!("{FORM} ({})", e.details()), None))?;
+        // Cluster / sentinel settings (deployment guide): `?readFromReplicas=true`.
+        crate::backend::redis::read_from_replicas(&parsed)
+            .map_err(|e| ConfigError::new(variable, e, None))?;
         Ok(RedisUrl(url.to_owned()))
     }
 

@@ -34,7 +34,7 @@ pub use cache_macros::{cached, invalidate_cache};
 pub use config::{BackendConfig, CacheConfig, CacheConfigBuilder, ConfigError, RedisUrl};
 pub use error::CacheError;
 pub use global::{get_cache, init, init_from_env};
-pub use health::HealthReport;
+pub use health::{HealthReport, NodeHealth};
 pub use key::CacheKey;
 pub use stats::CacheStats;
 /// What the attributes expand to; not a public API (it changes with the macros).

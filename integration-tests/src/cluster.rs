@@ -57,7 +57,12 @@ impl RedisCluster {
             .collect();
         let cluster = RedisCluster { servers };
         let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
-        args.extend(cluster.servers.iter().map(|s| format!("127.0.0.1:{}", s.port())));
+        args.extend(
+            cluster
+                .servers
+                .iter()
+                .map(|s| format!("127.0.0.1:{}", s.port())),
+        );
         args.extend(["--cluster-replicas", "1", "--cluster-yes"].map(String::from));
         let out = Command::new("redis-cli")
             .args(&args)
@@ -298,13 +303,7 @@ fn parse_nodes(text: &str) -> Vec<NodeInfo> {
             if f.len() < 8 {
                 return None;
             }
-            let port = f[1]
-                .split('@')
-                .next()?
-                .rsplit(':')
-                .next()?
-                .parse()
-                .ok()?;
+            let port = f[1].split('@').next()?.rsplit(':').next()?.parse().ok()?;
             let flags: Vec<&str> = f[2].split(',').collect();
             Some(NodeInfo {
                 id: f[0].to_owned(),

@@ -34,10 +34,8 @@ impl Sentinel {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let dir = std::env::temp_dir().join(format!(
-                "cache-test-sentinel-{}-{port}",
-                std::process::id()
-            ));
+            let dir = std::env::temp_dir()
+                .join(format!("cache-test-sentinel-{}-{port}", std::process::id()));
             let mut sentinel = Sentinel {
                 port,
                 pid: None,
@@ -89,9 +87,10 @@ impl Sentinel {
         );
         self.watchdog = Some((shell, stdin));
         let port = self.port;
-        if !wait_until(Duration::from_secs(10), || {
-            matches!(command_at(port, &["PING"]), Ok(Reply::Status(ref s)) if s == "PONG")
-        }) {
+        if !wait_until(
+            Duration::from_secs(10),
+            || matches!(command_at(port, &["PING"]), Ok(Reply::Status(ref s)) if s == "PONG"),
+        ) {
             let log = std::fs::read_to_string(self.dir.join("sentinel.log")).unwrap_or_default();
             self.kill();
             return Err(format!("port {port}: not answering; log:\n{log}"));
@@ -120,10 +119,7 @@ impl Sentinel {
 
     /// The primary's port according to this sentinel.
     pub fn primary_port(&self) -> Option<u16> {
-        match command_at(
-            self.port,
-            &["SENTINEL", "get-master-addr-by-name", SERVICE],
-        ) {
+        match command_at(self.port, &["SENTINEL", "get-master-addr-by-name", SERVICE]) {
             Ok(Reply::Array(Some(parts))) => match parts.get(1) {
                 Some(Reply::Bulk(Some(port))) => String::from_utf8_lossy(port).parse().ok(),
                 _ => None,

@@ -184,6 +184,7 @@ impl Backend for MemoryBackend {
             error: None,
             backend: "memory",
             circuit: "closed",
+            nodes: Vec::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! [`redis::RedisBackend`] is the real one; [`memory::MemoryBackend`] keeps values in this process
 //! (the quickstart's embedded default, and the reference the behaviour suite holds Redis to).
 
+pub(crate) mod cluster;
 pub(crate) mod memory;
 pub(crate) mod redis;
 

@@ -3,27 +3,69 @@
 //! Every command fails fast while the pool is disconnected (no queueing behind a dead socket) and
 //! never waits past the socket timeout; the pool reconnects in the background forever, with
 //! exponential backoff, so a cache created while Redis is down starts working when it comes up.
+//!
+//! The same code serves the three deployments a `REDIS_URL` can name:
+//! - one server (`redis://`);
+//! - a sentinel group (`redis-sentinel://`): fred asks the sentinels for the primary on every
+//!   (re)connection, so a failover is followed by reconnecting, and a `READONLY` reply from a
+//!   primary demoted in place also triggers a reconnect (`custom-reconnect-errors`);
+//! - a cluster (`redis-cluster://`): fred routes each command by its key's hash slot and follows
+//!   `MOVED`/`ASK`, but sends a multi-key command whole to the first key's node, where keys of
+//!   other slots fail with `CROSSSLOT`. So on a cluster every multi-key operation is a pipeline of
+//!   one command per key (one round trip per node, and no `TRYAGAIN` while a slot migrates), and
+//!   `clear_pattern` scans every primary ([`cluster`](super::cluster) has the details).
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fred::clients::{Pool, WithOptions};
-use fred::interfaces::EventInterface;
+use fred::clients::{Client, Pipeline, Pool, WithOptions};
+use fred::interfaces::{ClusterInterface, EventInterface};
 use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, ErrorKind, Expiration, KeysInterface, Options,
     ReconnectPolicy,
 };
-use fred::types::config::UnresponsiveConfig;
+use fred::types::config::{ReconnectError, UnresponsiveConfig};
 use fred::types::scan::Scanner;
+use fred::types::Value;
 use futures_util::StreamExt;
 
+use super::cluster;
 use super::Backend;
 use crate::config::RedisUrl;
-use crate::{CacheError, HealthReport};
+use crate::{CacheError, HealthReport, NodeHealth};
 
 /// How many keys one SCAN step asks for: large enough to amortize round trips, small enough that
 /// one step never blocks the server for long.
 const SCAN_COUNT: u32 = 1000;
+
+/// The URL query parameter that sends reads to cluster replicas (feature `replicas`).
+pub(crate) const READ_FROM_REPLICAS: &str = "readFromReplicas";
+
+/// Whether `url` asks for reads from replicas (`?readFromReplicas=true`); an error that says
+/// what is expected when the value is not a boolean, or when this build or this kind of
+/// deployment cannot do it.
+pub(crate) fn read_from_replicas(url: &url::Url) -> Result<bool, String> {
+    let Some((_, value)) = url.query_pairs().find(|(k, _)| k == READ_FROM_REPLICAS) else {
+        return Ok(false);
+    };
+    let wanted = match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => true,
+        "false" | "0" | "no" => false,
+        _ => return Err(format!("{READ_FROM_REPLICAS}=true or false")),
+    };
+    if wanted && !cfg!(feature = "replicas") {
+        return Err(format!(
+            "{READ_FROM_REPLICAS}=true only in a build of cache-core with the `replicas` feature"
+        ));
+    }
+    if wanted && !url.scheme().ends_with("-cluster") {
+        return Err(format!(
+            "{READ_FROM_REPLICAS}=true only with a cluster URL (redis-cluster://, rediss-cluster://): \
+             the Redis client reads from replicas of a cluster only"
+        ));
+    }
+    Ok(wanted)
+}
 
 /// A pool of `REDIS_POOL_SIZE` connections to one Redis deployment.
 pub(crate) struct RedisBackend {
@@ -31,6 +73,11 @@ pub(crate) struct RedisBackend {
     /// The pool with per-command options: fail fast when disconnected, one attempt, the timeout.
     client: WithOptions<Pool>,
     timeout: Duration,
+    /// A cluster: multi-key commands are split per key, SCAN runs on every primary.
+    clustered: bool,
+    /// Reads go to replicas (cluster only, feature `replicas`).
+    #[cfg_attr(not(feature = "replicas"), allow(dead_code))]
+    replica_reads: bool,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -38,6 +85,8 @@ impl std::fmt::Debug for RedisBackend {
         f.debug_struct("RedisBackend")
             .field("connections", &self.pool.size())
             .field("timeout", &self.timeout)
+            .field("clustered", &self.clustered)
+            .field("replica_reads", &self.replica_reads)
             .finish()
     }
 }
@@ -54,6 +103,17 @@ impl RedisBackend {
     ) -> Result<(Self, Result<(), CacheError>), CacheError> {
         let mut config = Config::from_url(url.expose())
             .map_err(|e| CacheError::Connection(format!("{url}: {}", e.details())))?;
+        let replica_reads = url::Url::parse(url.expose())
+            .map_err(|e| CacheError::Connection(format!("{url}: {e}")))
+            .and_then(|u| {
+                read_from_replicas(&u).map_err(|e| CacheError::Connection(format!("{url}: {e}")))
+            })?;
+        let clustered = config.server.is_clustered();
+        // One attempt: a failed command is not resent behind a dead socket. On a cluster, fred
+        // counts the `ASKING` it sends to follow an `ASK` redirection (a key of a slot being
+        // migrated) against the same budget, and with one attempt every command on a migrating
+        // slot would fail; the socket timeout still bounds the whole call.
+        let attempts = if clustered { 3 } else { 1 };
         // Start even when Redis is down; the reconnect policy keeps trying in the background.
         config.fail_fast = false;
         let pool = Builder::from_config(config)
@@ -64,7 +124,23 @@ impl RedisBackend {
             .with_connection_config(|c| {
                 c.connection_timeout = timeout;
                 c.internal_command_timeout = timeout;
-                c.max_command_attempts = 1;
+                c.max_command_attempts = attempts;
+                // A primary demoted in place (failover without dropping connections) answers
+                // writes with READONLY; a cluster mid-failover answers CLUSTERDOWN. Both mean
+                // "reconnect and ask the sentinels / the cluster again", not "give up".
+                c.reconnect_errors = vec![
+                    ReconnectError::ReadOnly,
+                    ReconnectError::ClusterDown,
+                    ReconnectError::Loading,
+                    ReconnectError::MasterDown,
+                ];
+                #[cfg(feature = "replicas")]
+                {
+                    // Replicas connect up front so that the first read does not pay for it, and
+                    // a read falls back to the primary when no replica can serve it.
+                    c.replica.lazy_connections = false;
+                    c.replica.primary_fallback = true;
+                }
                 // A half-open socket (server frozen, cable pulled) is noticed and replaced.
                 c.unresponsive = UnresponsiveConfig {
                     max_timeout: Some(timeout.max(Duration::from_secs(1)) * 2),
@@ -81,7 +157,7 @@ impl RedisBackend {
         let _connection_task = pool.connect();
         let options = Options {
             fail_fast: true,
-            max_attempts: Some(1),
+            max_attempts: Some(attempts),
             timeout: Some(timeout),
             ..Options::default()
         };
@@ -90,6 +166,8 @@ impl RedisBackend {
             pool,
             client,
             timeout,
+            clustered,
+            replica_reads,
         };
         let first_error = async {
             match errors.as_mut() {
@@ -123,6 +201,10 @@ impl RedisBackend {
                     details.to_owned()
                 })
             }
+            // fred's word for "no connection to send it on" (a socket that just closed).
+            ErrorKind::Unknown if details.starts_with("Failed to route command") => {
+                CacheError::Connection(details.to_owned())
+            }
             _ if details.starts_with("WRONGPASS") || details.starts_with("NOAUTH") => {
                 CacheError::Auth(details.to_owned())
             }
@@ -147,6 +229,256 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    /// A pipeline on a connected client; commands queue locally until `try_all`.
+    fn pipeline(&self) -> Pipeline<Client> {
+        self.pool.next_connected().pipeline()
+    }
+
+    /// Sends a pipeline of single-key commands and converts each reply, failing on the first
+    /// error.
+    async fn run_pipeline<R: fred::types::FromValue>(
+        &self,
+        pipeline: Pipeline<Client>,
+    ) -> Result<Vec<R>, CacheError> {
+        let replies = self
+            .bounded(async { Ok::<_, FredError>(pipeline.try_all::<R>().await) })
+            .await?;
+        replies
+            .into_iter()
+            .map(|r| r.map_err(|e| self.error(e)))
+            .collect()
+    }
+
+    /// GET of each key, one command per key, on a cluster (no CROSSSLOT).
+    async fn get_each(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        #[cfg(feature = "replicas")]
+        if self.replica_reads {
+            let pipeline = self.pool.next_connected().replicas().pipeline();
+            for key in keys {
+                let _: () = pipeline.get(*key).await.map_err(|e| self.error(e))?;
+            }
+            let replies = self
+                .bounded(async { Ok::<_, FredError>(pipeline.try_all::<Option<Bytes>>().await) })
+                .await?;
+            return replies
+                .into_iter()
+                .map(|r| r.map_err(|e| self.error(e)))
+                .collect();
+        }
+        let pipeline = self.pipeline();
+        for key in keys {
+            let _: () = pipeline.get(*key).await.map_err(|e| self.error(e))?;
+        }
+        self.run_pipeline(pipeline).await
+    }
+
+    /// UNLINK of each key, one command per key (a cluster; or keys of one SCAN page, which may
+    /// hold many slots); the number that existed.
+    async fn unlink_each<K: Into<fred::types::Key> + Clone + Send>(
+        &self,
+        keys: &[K],
+    ) -> Result<u64, CacheError> {
+        let pipeline = self.pipeline();
+        for key in keys {
+            let _: () = pipeline
+                .unlink(key.clone())
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        let counts: Vec<u64> = self.run_pipeline(pipeline).await?;
+        Ok(counts.into_iter().sum())
+    }
+
+    /// One SCAN + UNLINK pass over every primary of a cluster; the number of keys removed.
+    ///
+    /// Each removal is counted by UNLINK's own answer, so a key that SCAN returns twice (SCAN
+    /// may, and a key moving between two nodes may be seen on both) is counted once.
+    async fn clear_pass_cluster(&self, pattern: &str) -> Result<u64, CacheError> {
+        let client = self.pool.next_connected();
+        let mut pages =
+            std::pin::pin!(client.scan_cluster(pattern.to_owned(), Some(SCAN_COUNT), None));
+        let mut removed = 0;
+        loop {
+            let page = match tokio::time::timeout(self.timeout, pages.next()).await {
+                Err(_) => return Err(CacheError::Timeout(self.timeout)),
+                Ok(None) => break,
+                Ok(Some(page)) => page.map_err(|e| self.error(e))?,
+            };
+            let mut page = page;
+            let keys = page.take_results().unwrap_or_default();
+            page.next();
+            if !keys.is_empty() {
+                removed += self.unlink_each(&keys).await?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// What each primary says about the cluster's layout (`CLUSTER NODES`, without the parts
+    /// that change on their own), and whether any slot is migrating.
+    async fn cluster_layout(&self) -> Result<cluster::Layout, CacheError> {
+        let primaries = self
+            .pool
+            .cached_cluster_state()
+            .map(|state| state.unique_primary_nodes())
+            .unwrap_or_default();
+        let mut layout = cluster::Layout::default();
+        for server in primaries {
+            let options = Options {
+                cluster_node: Some(server.clone()),
+                ..self.client.options().clone()
+            };
+            let text: String = self
+                .bounded(
+                    self.pool
+                        .next_connected()
+                        .with_options(&options)
+                        .cluster_nodes(),
+                )
+                .await?;
+            layout.add(&server.to_string(), &text);
+        }
+        Ok(layout)
+    }
+
+    /// `clear_pattern` on a cluster: SCAN every primary and UNLINK what matches, again when the
+    /// layout changed or a slot was migrating during the pass.
+    ///
+    /// Keys only move one way while a slot migrates (source to target), so a key missed by one
+    /// pass (it moved from a node not scanned yet to one already scanned) is found by the next,
+    /// unless it moves again meanwhile.
+    async fn clear_pattern_cluster(&self, pattern: &str) -> Result<u64, CacheError> {
+        let mut removed = 0;
+        for _ in 0..cluster::MAX_CLEAR_PASSES {
+            let before = self.cluster_layout().await?;
+            removed += self.clear_pass_cluster(pattern).await?;
+            let after = self.cluster_layout().await?;
+            if before == after && !after.migrating() {
+                break;
+            }
+            tracing::debug!(
+                pattern,
+                "cluster layout moved during clear_pattern; scanning again"
+            );
+        }
+        Ok(removed)
+    }
+
+    /// The health of one primary reached through `options` (which name the node, or none).
+    async fn node_health(&self, address: String, options: &Options) -> NodeHealth {
+        let started = Instant::now();
+        let client = self.pool.next_connected().with_options(options);
+        let pong: Result<String, _> = self.bounded(client.ping(None)).await;
+        let mut node = NodeHealth::new(address, "primary", pong.is_ok());
+        node.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        if let Err(e) = pong {
+            node.error = Some(e.to_string());
+            return node;
+        }
+        match self.bounded(client.info::<String>(None)).await {
+            Ok(info) => node.with_info(&info),
+            Err(e) => {
+                node.error = Some(format!("INFO failed: {e}"));
+                node
+            }
+        }
+    }
+
+    /// Health of a cluster: every primary asked in turn, replicas as the cluster sees them, and
+    /// healthy only when every primary answers and `CLUSTER INFO` says all 16384 slots are
+    /// served.
+    async fn cluster_health(&self) -> HealthReport {
+        let started = Instant::now();
+        let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
+        let info: String = match self.bounded(self.client.cluster_info()).await {
+            Ok(info) => info,
+            Err(e) => return HealthReport::failed("redis", elapsed_ms(), e.to_string()),
+        };
+        let nodes_text: String = match self.bounded(self.client.cluster_nodes()).await {
+            Ok(text) => text,
+            Err(e) => return HealthReport::failed("redis", elapsed_ms(), e.to_string()),
+        };
+        let seen = cluster::parse_nodes(&nodes_text);
+        let primaries = self
+            .pool
+            .cached_cluster_state()
+            .map(|state| state.unique_primary_nodes())
+            .unwrap_or_default();
+        let checks = primaries.iter().map(|server| {
+            let options = Options {
+                cluster_node: Some(server.clone()),
+                ..self.client.options().clone()
+            };
+            async move { self.node_health(server.to_string(), &options).await }
+        });
+        let mut nodes = futures_util::future::join_all(checks).await;
+        for node in &mut nodes {
+            if let Some(seen) = seen.iter().find(|n| n.address == node.address) {
+                node.slots = Some(seen.slots);
+            }
+        }
+        for replica in seen.iter().filter(|n| !n.primary) {
+            let mut node = NodeHealth::new(replica.address.clone(), "replica", replica.ok);
+            if !replica.ok {
+                node.error = Some(format!("the cluster sees it as {}", replica.flags));
+            }
+            nodes.push(node);
+        }
+        for down in seen.iter().filter(|n| n.primary && !n.ok) {
+            if !nodes.iter().any(|n| n.address == down.address) {
+                let mut node = NodeHealth::new(down.address.clone(), "primary", false);
+                node.error = Some(format!("the cluster sees it as {}", down.flags));
+                nodes.push(node);
+            }
+        }
+        let state = cluster::parse_info(&info);
+        let mut problems: Vec<String> = Vec::new();
+        if !state.ok() {
+            problems.push(format!(
+                "cluster_state:{}, {} of 16384 slots served",
+                state.state, state.slots_ok
+            ));
+        }
+        // Nodes that serve no slot (a failed primary already replaced, a replica) are reported
+        // but do not make the cache unhealthy: every slot is still served.
+        for node in nodes
+            .iter()
+            .filter(|n| !n.healthy && n.latency_ms.is_some())
+        {
+            problems.push(format!(
+                "{} {}: {}",
+                node.role,
+                node.address,
+                node.error.as_deref().unwrap_or("unhealthy")
+            ));
+        }
+        let asked: Vec<&NodeHealth> = nodes.iter().filter(|n| n.latency_ms.is_some()).collect();
+        let mut report = HealthReport::up(
+            "redis",
+            asked
+                .iter()
+                .filter_map(|n| n.latency_ms)
+                .fold(0.0, f64::max),
+        );
+        report.healthy = problems.is_empty();
+        report.error = (!problems.is_empty()).then(|| problems.join("; "));
+        let mut versions: Vec<&str> = asked.iter().filter_map(|n| n.version.as_deref()).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        report.version = (!versions.is_empty()).then(|| versions.join(", "));
+        report.used_memory = asked
+            .iter()
+            .map(|n| n.used_memory.as_deref())
+            .collect::<Option<Vec<&str>>>()
+            .and_then(|all| cluster::sum_human_bytes(&all));
+        report.connected_clients = asked.iter().map(|n| n.connected_clients).sum();
+        report.uptime_seconds = asked.iter().filter_map(|n| n.uptime_seconds).min();
+        report.nodes = nodes;
+        report
+    }
+}
+
 impl Drop for RedisBackend {
     fn drop(&mut self) {
         // Stop the reconnect loops of a cache nobody holds any more.
@@ -165,6 +497,15 @@ fn expiration(ttl: Duration) -> Expiration {
 
 impl Backend for RedisBackend {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        #[cfg(feature = "replicas")]
+        if self.replica_reads {
+            return self
+                .client
+                .replicas()
+                .get(key)
+                .await
+                .map_err(|e| self.error(e));
+        }
         self.client.get(key).await.map_err(|e| self.error(e))
     }
 
@@ -176,12 +517,16 @@ impl Backend for RedisBackend {
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        if self.clustered {
+            return self.get_each(keys).await;
+        }
         let keys: Vec<&str> = keys.to_vec();
         self.client.mget(keys).await.map_err(|e| self.error(e))
     }
 
     async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> Result<(), CacheError> {
-        let pipeline = self.pool.next_connected().pipeline();
+        // One SET per key: on a cluster each is routed by its own key.
+        let pipeline = self.pipeline();
         for (key, value) in items {
             // Queued locally; nothing is sent until `all`.
             let _: () = pipeline
@@ -189,16 +534,29 @@ impl Backend for RedisBackend {
                 .await
                 .map_err(|e| self.error(e))?;
         }
-        let _: Vec<fred::types::Value> = self.bounded(pipeline.all()).await?;
+        let _: Vec<Value> = self.run_pipeline(pipeline).await?;
         Ok(())
     }
 
     async fn delete(&self, keys: &[&str]) -> Result<u64, CacheError> {
+        if self.clustered {
+            return self.unlink_each(keys).await;
+        }
         let keys: Vec<&str> = keys.to_vec();
         self.client.unlink(keys).await.map_err(|e| self.error(e))
     }
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        #[cfg(feature = "replicas")]
+        if self.replica_reads {
+            let n: u64 = self
+                .client
+                .replicas()
+                .exists(key)
+                .await
+                .map_err(|e| self.error(e))?;
+            return Ok(n > 0);
+        }
         let n: u64 = self.client.exists(key).await.map_err(|e| self.error(e))?;
         Ok(n > 0)
     }
@@ -217,6 +575,14 @@ impl Backend for RedisBackend {
     }
 
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
+        if self.clustered {
+            if !self.pool.clients().iter().any(|c| c.is_connected()) {
+                return Err(CacheError::Connection(
+                    "not connected (reconnecting in the background)".to_owned(),
+                ));
+            }
+            return self.clear_pattern_cluster(pattern).await;
+        }
         let client = self.pool.next_connected();
         if !client.is_connected() {
             return Err(CacheError::Connection(
@@ -246,26 +612,33 @@ impl Backend for RedisBackend {
     }
 
     async fn health(&self) -> HealthReport {
+        if self.clustered {
+            return self.cluster_health().await;
+        }
         let started = Instant::now();
         let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
         let pong: Result<String, _> = self.bounded(self.client.ping(None)).await;
         if let Err(e) = pong {
             return HealthReport::failed("redis", elapsed_ms(), e.to_string());
         }
-        let latency_ms = elapsed_ms();
-        let report = HealthReport {
-            healthy: true,
-            latency_ms,
-            version: None,
-            used_memory: None,
-            connected_clients: None,
-            uptime_seconds: None,
-            error: None,
-            backend: "redis",
-            circuit: "closed",
-        };
+        let report = HealthReport::up("redis", elapsed_ms());
+        // The server this pool talks to: with sentinels, the primary they named last.
+        let address = self
+            .pool
+            .next_connected()
+            .active_connections()
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         match self.bounded(self.client.info::<String>(None)).await {
-            Ok(info) => report.with_info(&info),
+            Ok(info) => {
+                let mut node = NodeHealth::new(address, "primary", true).with_info(&info);
+                node.latency_ms = Some(report.latency_ms);
+                HealthReport {
+                    nodes: vec![node],
+                    ..report.with_info(&info)
+                }
+            }
             Err(e) => HealthReport {
                 error: Some(format!("INFO failed: {e}")),
                 ..report
