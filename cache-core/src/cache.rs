@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::RedisBackend;
 use crate::backend::Backend;
+use crate::breaker::Breaker;
 use crate::codec::{decode_value, encode_value};
 use crate::config::BackendConfig;
 use crate::stats::{Counters, Event};
@@ -51,6 +52,7 @@ pub struct Cache {
 struct Inner {
     config: CacheConfig,
     store: Store,
+    breaker: Breaker,
     counters: Counters,
     created: Instant,
     /// Milliseconds after `created` of the last failure logged at warn, for rate limiting.
@@ -65,13 +67,16 @@ enum Store {
     Disabled,
 }
 
-/// Runs the same call on whichever backend the cache has; `$disabled` when caching is off.
+/// Runs the same call on whichever backend the cache has: `$disabled` when caching is off,
+/// [`CacheError::CircuitOpen`] without a call while the breaker is open, and Redis' outcome fed
+/// to the breaker.
 macro_rules! on_backend {
     ($cache:expr, $disabled:expr, |$backend:ident| $call:expr) => {
         match &$cache.inner.store {
-            Store::Redis($backend) => $call,
-            Store::Memory($backend) => $call,
             Store::Disabled => return Ok($disabled),
+            _ if !$cache.inner.breaker.allows() => Err(CacheError::CircuitOpen),
+            Store::Redis($backend) => $cache.observe($call),
+            Store::Memory($backend) => $call,
         }
     };
 }
@@ -101,9 +106,13 @@ impl Cache {
                     Store::Memory(MemoryBackend::new(*max_bytes))
                 }
                 BackendConfig::Redis(url) => {
-                    let (backend, started) =
-                        RedisBackend::connect(url, config.pool_size(), config.socket_timeout())
-                            .await?;
+                    let (backend, started) = RedisBackend::connect(
+                        url,
+                        config.pool_size(),
+                        config.socket_timeout(),
+                        config.tls(),
+                    )
+                    .await?;
                     match started {
                         Ok(()) => tracing::info!(url = %url, "connected to Redis"),
                         Err(e) if config.fail_silently() => tracing::warn!(
@@ -120,6 +129,7 @@ impl Cache {
         tracing::debug!(config = %config, "cache created");
         Ok(Cache {
             inner: Arc::new(Inner {
+                breaker: Breaker::new(config.breaker_threshold(), config.breaker_probe_interval()),
                 config,
                 store,
                 counters: Counters::default(),
@@ -147,9 +157,13 @@ impl Cache {
         }
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters, and the circuit breaker's state.
     pub fn stats(&self) -> CacheStats {
-        self.inner.counters.snapshot()
+        CacheStats {
+            circuit_open: !self.inner.breaker.allows(),
+            circuit_opens: self.inner.breaker.times_opened(),
+            ..self.inner.counters.snapshot()
+        }
     }
 
     /// The value under `key`, or `None` when it is absent, expired or undecodable as a `V`.
@@ -300,7 +314,11 @@ impl Cache {
         let codec = self.inner.config.codec();
         let items = items
             .into_iter()
-            .map(|(k, v)| Ok((k.into(), Bytes::from(encode_value(codec, &v)?))))
+            .map(|(k, v)| {
+                let bytes = encode_value(codec, &v)?;
+                self.check_size(bytes.len())?;
+                Ok((k.into(), Bytes::from(bytes)))
+            })
             .collect::<Result<Vec<(String, Bytes)>, CacheError>>()?;
         if items.is_empty() {
             return Ok(());
@@ -315,10 +333,19 @@ impl Cache {
     }
 
     /// Checks the backend: PING latency and, for Redis, what `INFO` says. Never fails: a failure
-    /// is `healthy: false` with the error text.
+    /// is `healthy: false` with the error text. It asks Redis even while the circuit breaker is
+    /// open, and closes the breaker when Redis answers.
     pub async fn health_check(&self) -> HealthReport {
         match &self.inner.store {
-            Store::Redis(b) => b.health().await,
+            Store::Redis(b) => {
+                let mut report = b.health().await;
+                if report.healthy && !self.inner.breaker.allows() {
+                    self.inner.breaker.close();
+                    tracing::info!("Redis answers again; circuit breaker closed");
+                }
+                report.circuit = self.inner.breaker.state();
+                report
+            }
             Store::Memory(b) => b.health().await,
             Store::Disabled => HealthReport {
                 healthy: true,
@@ -361,6 +388,7 @@ impl Cache {
         bytes: Bytes,
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
+        self.check_size(bytes.len())?;
         let ttl = ttl.unwrap_or(self.inner.config.default_ttl());
         let result = on_backend!(self, (), |b| b.set(key, bytes, ttl).await);
         if result.is_ok() {
@@ -394,6 +422,66 @@ impl Cache {
         }
     }
 
+    /// Refuses values over `CACHE_MAX_VALUE_BYTES`, whatever the failure policy: a value that
+    /// size is the caller's to fix, not a Redis failure to hide.
+    fn check_size(&self, size: usize) -> Result<(), CacheError> {
+        let max = self.inner.config.max_value_bytes();
+        if size > max {
+            return Err(CacheError::ValueTooLarge { size, max });
+        }
+        Ok(())
+    }
+
+    /// Feeds a Redis outcome to the circuit breaker; opens it (and starts the probe) after too
+    /// many consecutive connection failures.
+    fn observe<T>(&self, result: Result<T, CacheError>) -> Result<T, CacheError> {
+        match &result {
+            Err(e) if e.is_connection() => {
+                if self.inner.breaker.on_failure() {
+                    tracing::warn!(
+                        error = %e,
+                        probe_every = ?self.inner.breaker.probe_interval(),
+                        "circuit breaker opened: Redis is skipped until it answers a probe"
+                    );
+                    self.spawn_probe();
+                }
+            }
+            // An answer, even an error answer, means Redis is reachable.
+            _ => self.inner.breaker.on_success(),
+        }
+        result
+    }
+
+    /// Checks Redis in the background every probe interval while the breaker is open, and closes
+    /// it when Redis answers. Ends when the breaker closes or the cache is dropped.
+    fn spawn_probe(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to probe from: close at once rather than stay open for ever.
+            self.inner.breaker.close();
+            return;
+        };
+        let inner = Arc::downgrade(&self.inner);
+        let interval = self.inner.breaker.probe_interval();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(inner) = inner.upgrade() else { return };
+                if inner.breaker.allows() {
+                    return;
+                }
+                let healthy = match &inner.store {
+                    Store::Redis(b) => b.health().await.healthy,
+                    Store::Memory(_) | Store::Disabled => true,
+                };
+                if healthy {
+                    inner.breaker.close();
+                    tracing::info!("Redis answers again; circuit breaker closed");
+                    return;
+                }
+            }
+        });
+    }
+
     /// Applies the failure policy: count and log the error, then hand back `fallback` when
     /// failing silently or the error otherwise.
     fn policy<T>(
@@ -403,8 +491,12 @@ impl Cache {
         fallback: T,
     ) -> Result<T, CacheError> {
         let Err(error) = result else { return result };
-        self.inner.counters.add(Event::Error, 1);
-        self.log_failure(op, &error);
+        if let CacheError::CircuitOpen = error {
+            self.inner.counters.add(Event::ShortCircuit, 1);
+        } else {
+            self.inner.counters.add(Event::Error, 1);
+            self.log_failure(op, &error);
+        }
         if self.inner.config.fail_silently() {
             Ok(fallback)
         } else {

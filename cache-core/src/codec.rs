@@ -1,19 +1,20 @@
 //! Value encoding: the codecs, and the envelope header in front of every stored value.
 //!
-//! A stored value is `[0xCA, 0xCE, version, codec id, flags]` followed by the codec's bytes. The
-//! header lets a reader tell our values from foreign, truncated or corrupt bytes, and read values
-//! written with another codec than its own. Decoding never panics and never allocates more than
-//! [`MAX_DECODE_BYTES`], whatever a length prefix in the bytes claims.
+//! A stored value is a 13-byte header, `[0xCA, 0xCE, version, codec id, flags]` and the 8-byte
+//! fingerprint of the value's Rust type (little endian), followed by the codec's bytes. The header
+//! lets a reader tell our values from foreign, truncated or corrupt bytes, refuse a value of
+//! another type, and read values written with another codec than its own. Decoding never panics
+//! and never allocates more than [`MAX_DECODE_BYTES`], whatever a length prefix claims.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::CacheError;
+use crate::{fingerprint, CacheError};
 
 const MAGIC: [u8; 2] = [0xCA, 0xCE];
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
 /// The length of the envelope header.
-pub const HEADER_LEN: usize = 5;
+pub const HEADER_LEN: usize = 13;
 /// The most bytes a decode may claim for its containers (strings, vectors, maps).
 pub const MAX_DECODE_BYTES: usize = 512 * 1024 * 1024;
 
@@ -46,6 +47,14 @@ pub enum DecodeError {
     /// The header has flags this build does not understand.
     #[error("unsupported flags {0:#04x}")]
     Flags(u8),
+    /// The value was written as another Rust type than the one asked for.
+    #[error("a value of another type (fingerprint {found:#018x}, expected {expected:#018x})")]
+    OtherType {
+        /// The fingerprint in the header.
+        found: u64,
+        /// The fingerprint of the type asked for.
+        expected: u64,
+    },
     /// The codec rejected the bytes: truncated, corrupt, or a value of another type.
     #[error("undecodable value: {0}")]
     Corrupt(String),
@@ -149,18 +158,18 @@ pub fn encode_value<V: Serialize + ?Sized>(
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
-    match codec {
-        CodecKind::Bincode => {
-            out.push(Bincode::ID);
-            out.push(0);
-            Bincode::encode(value, &mut out)?;
-        }
+    let codec_id = match codec {
+        CodecKind::Bincode => Bincode::ID,
         #[cfg(feature = "json")]
-        CodecKind::Json => {
-            out.push(Json::ID);
-            out.push(0);
-            Json::encode(value, &mut out)?;
-        }
+        CodecKind::Json => Json::ID,
+    };
+    out.push(codec_id);
+    out.push(0);
+    out.extend_from_slice(&fingerprint::of::<V>().to_le_bytes());
+    match codec {
+        CodecKind::Bincode => Bincode::encode(value, &mut out)?,
+        #[cfg(feature = "json")]
+        CodecKind::Json => Json::encode(value, &mut out)?,
     }
     Ok(out)
 }
@@ -170,7 +179,7 @@ pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError>
     let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
         return Err(DecodeError::Foreign);
     };
-    let [m0, m1, version, codec, flags] = *header;
+    let [m0, m1, version, codec, flags, type_bytes @ ..] = *header;
     if [m0, m1] != MAGIC {
         return Err(DecodeError::Foreign);
     }
@@ -179,6 +188,10 @@ pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError>
     }
     if flags != 0 {
         return Err(DecodeError::Flags(flags));
+    }
+    let (found, expected) = (u64::from_le_bytes(type_bytes), fingerprint::of::<V>());
+    if found != expected {
+        return Err(DecodeError::OtherType { found, expected });
     }
     match codec {
         Bincode::ID => Bincode::decode(body),
@@ -257,6 +270,16 @@ mod tests {
             decode_value::<Server>(&longer),
             Err(DecodeError::Corrupt(_))
         ));
+        assert!(matches!(
+            decode_value::<u64>(&good),
+            Err(DecodeError::OtherType { .. })
+        ));
+        let text = encode_value(CodecKind::Bincode, "text").unwrap();
+        assert_eq!(decode_value::<String>(&text).unwrap(), "text");
+        assert!(matches!(
+            decode_value::<Vec<u8>>(&text),
+            Err(DecodeError::OtherType { .. })
+        ));
         let mut versioned = good.clone();
         versioned[2] = 9;
         assert_eq!(
@@ -279,20 +302,19 @@ mod tests {
 
     #[test]
     fn a_huge_length_prefix_is_refused_without_allocating() {
-        // Header, then a varint length prefix claiming 4 GiB (0xFC = u32 follows) of string bytes.
-        let mut bytes = vec![0xCA, 0xCE, 1, Bincode::ID, 0, 0xFC];
+        let header = |v: Vec<u8>| v[..HEADER_LEN].to_vec();
+        // A String's header, then a varint length prefix claiming 4 GiB (0xFC: a u32 follows).
+        let mut bytes = header(encode_value(CodecKind::Bincode, "").unwrap());
+        bytes.push(0xFC);
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         bytes.extend_from_slice(b"tiny");
         assert!(matches!(
             decode_value::<String>(&bytes),
             Err(DecodeError::Corrupt(_))
         ));
-        assert!(matches!(
-            decode_value::<Vec<u64>>(&bytes),
-            Err(DecodeError::Corrupt(_))
-        ));
         // u64::MAX elements: would overflow a capacity computation without the limit.
-        let mut bytes = vec![0xCA, 0xCE, 1, Bincode::ID, 0, 0xFD];
+        let mut bytes = header(encode_value(CodecKind::Bincode, &Vec::<u8>::new()).unwrap());
+        bytes.push(0xFD);
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(
             decode_value::<Vec<u8>>(&bytes),

@@ -197,6 +197,70 @@ pub struct CacheConfig {
     default_ttl: Duration,
     fail_silently: bool,
     codec: CodecKind,
+    breaker_threshold: u32,
+    breaker_probe_interval: Duration,
+    max_value_bytes: usize,
+    tls: TlsFiles,
+}
+
+/// Files for TLS beyond the system defaults (`REDIS_TLS_CA`, `REDIS_TLS_CERT`, `REDIS_TLS_KEY`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    /// PEM bundle of the CA certificates to trust instead of the system's.
+    pub(crate) ca: Option<std::path::PathBuf>,
+    /// PEM client certificate chain, for servers that require client certificates.
+    pub(crate) cert: Option<std::path::PathBuf>,
+    /// PEM private key of the client certificate.
+    pub(crate) key: Option<std::path::PathBuf>,
+}
+
+impl TlsFiles {
+    /// Each named file must be readable, the certificate and key come together, TLS must be
+    /// compiled in, and the URL must be a TLS one (`uses_tls`).
+    fn check(&self, uses_tls: bool) -> Result<(), ConfigError> {
+        let named = [
+            ("REDIS_TLS_CA", &self.ca),
+            ("REDIS_TLS_CERT", &self.cert),
+            ("REDIS_TLS_KEY", &self.key),
+        ];
+        for (variable, path) in named {
+            let Some(path) = path else { continue };
+            if !uses_tls {
+                return Err(ConfigError::new(
+                    variable,
+                    "a TLS URL (rediss://...) beside it: the connection would not use this file",
+                    None,
+                ));
+            }
+            if !cfg!(feature = "tls") {
+                return Err(ConfigError::new(
+                    variable,
+                    "a build of cache-core with the `tls` feature, to use TLS files",
+                    None,
+                ));
+            }
+            if let Err(e) = std::fs::File::open(path) {
+                return Err(ConfigError::new(
+                    variable,
+                    format!("a readable PEM file ({}: {e})", path.display()),
+                    None,
+                ));
+            }
+        }
+        match (&self.cert, &self.key) {
+            (Some(_), None) => Err(ConfigError::new(
+                "REDIS_TLS_CERT",
+                "REDIS_TLS_KEY beside it (the certificate's private key)",
+                None,
+            )),
+            (None, Some(_)) => Err(ConfigError::new(
+                "REDIS_TLS_KEY",
+                "REDIS_TLS_CERT beside it (the certificate of this key)",
+                None,
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The defaults of the contract.
@@ -206,6 +270,9 @@ mod defaults {
     pub const SOCKET_TIMEOUT_SECS: f64 = 5.0;
     pub const TTL_SECS: u64 = 300;
     pub const MEMORY_MAX_BYTES: u64 = 256 * 1024 * 1024;
+    pub const BREAKER_THRESHOLD: u32 = 5;
+    pub const BREAKER_PROBE_INTERVAL_MS: u64 = 500;
+    pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
 }
 
 impl Default for CacheConfig {
@@ -220,6 +287,10 @@ impl Default for CacheConfig {
             default_ttl: Duration::from_secs(defaults::TTL_SECS),
             fail_silently: true,
             codec: CodecKind::Bincode,
+            breaker_threshold: defaults::BREAKER_THRESHOLD,
+            breaker_probe_interval: Duration::from_millis(defaults::BREAKER_PROBE_INTERVAL_MS),
+            max_value_bytes: defaults::MAX_VALUE_BYTES,
+            tls: TlsFiles::default(),
         }
     }
 }
@@ -241,6 +312,11 @@ impl CacheConfig {
     /// | `CACHE_BACKEND` | `redis` | `redis` or `memory` |
     /// | `CACHE_MEMORY_MAX_BYTES` | `268435456` | bytes kept by the memory backend |
     /// | `CACHE_CODEC` | `bincode` | `bincode` or `json` (feature `json`) |
+    /// | `CACHE_BREAKER_THRESHOLD` | `5` | consecutive connection failures that open the circuit; 0 disables it |
+    /// | `CACHE_BREAKER_PROBE_INTERVAL` | `0.5` | seconds between probes while the circuit is open |
+    /// | `CACHE_MAX_VALUE_BYTES` | `16777216` | the largest encoded value `set` accepts |
+    /// | `REDIS_TLS_CA` | system roots | PEM file of the CAs to trust for `rediss://` (feature `tls`) |
+    /// | `REDIS_TLS_CERT` / `REDIS_TLS_KEY` | none | PEM client certificate and key, for mutual TLS |
     ///
     /// An empty variable counts as unset.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -306,6 +382,28 @@ impl CacheConfig {
         if let Some(v) = var("CACHE_FAIL_SILENTLY") {
             b = b.fail_silently(parse_bool("CACHE_FAIL_SILENTLY", &v)?);
         }
+        if let Some(v) = var("CACHE_BREAKER_THRESHOLD") {
+            let n = v.trim().parse::<u32>().map_err(|_| {
+                ConfigError::new(
+                    "CACHE_BREAKER_THRESHOLD",
+                    "a whole number of failures (0 disables the breaker)",
+                    Some(&v),
+                )
+            })?;
+            b = b.breaker_threshold(n);
+        }
+        if let Some(v) = var("CACHE_BREAKER_PROBE_INTERVAL") {
+            b = b.breaker_probe_interval(parse_seconds("CACHE_BREAKER_PROBE_INTERVAL", &v)?);
+        }
+        if let Some(v) = var("CACHE_MAX_VALUE_BYTES") {
+            let n = parse_positive("CACHE_MAX_VALUE_BYTES", &v)?;
+            b = b.max_value_bytes(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        b.tls = TlsFiles {
+            ca: var("REDIS_TLS_CA").map(Into::into),
+            cert: var("REDIS_TLS_CERT").map(Into::into),
+            key: var("REDIS_TLS_KEY").map(Into::into),
+        };
         if let Some(v) = var("CACHE_CODEC") {
             b =
                 b.codec(CodecKind::from_name(v.trim()).ok_or_else(|| {
@@ -354,6 +452,26 @@ impl CacheConfig {
     /// header names.
     pub fn codec(&self) -> CodecKind {
         self.codec
+    }
+
+    /// Consecutive connection failures that open the circuit breaker; 0 when it is disabled
+    /// (`CACHE_BREAKER_THRESHOLD`).
+    pub fn breaker_threshold(&self) -> u32 {
+        self.breaker_threshold
+    }
+
+    /// Time between background probes while the circuit is open (`CACHE_BREAKER_PROBE_INTERVAL`).
+    pub fn breaker_probe_interval(&self) -> Duration {
+        self.breaker_probe_interval
+    }
+
+    /// The largest encoded value `set` accepts (`CACHE_MAX_VALUE_BYTES`).
+    pub fn max_value_bytes(&self) -> usize {
+        self.max_value_bytes
+    }
+
+    pub(crate) fn tls(&self) -> &TlsFiles {
+        &self.tls
     }
 }
 
@@ -478,6 +596,10 @@ pub struct CacheConfigBuilder {
     default_ttl: Option<Duration>,
     fail_silently: Option<bool>,
     codec: Option<CodecKind>,
+    breaker_threshold: Option<u32>,
+    breaker_probe_interval: Option<Duration>,
+    max_value_bytes: Option<usize>,
+    tls: TlsFiles,
 }
 
 impl CacheConfigBuilder {
@@ -531,6 +653,41 @@ impl CacheConfigBuilder {
         self
     }
 
+    /// Consecutive connection failures that open the circuit breaker; 0 disables it.
+    pub fn breaker_threshold(mut self, failures: u32) -> Self {
+        self.breaker_threshold = Some(failures);
+        self
+    }
+
+    /// Time between background probes while the circuit is open; above zero.
+    pub fn breaker_probe_interval(mut self, interval: Duration) -> Self {
+        self.breaker_probe_interval = Some(interval);
+        self
+    }
+
+    /// The largest encoded value `set` accepts; at least 1.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = Some(bytes);
+        self
+    }
+
+    /// Trust the CA certificates in this PEM file for `rediss://` instead of the system's roots.
+    pub fn tls_ca(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca = Some(pem_file.into());
+        self
+    }
+
+    /// Present this client certificate chain and key (PEM files), for mutual TLS.
+    pub fn tls_client_cert(
+        mut self,
+        cert_pem_file: impl Into<std::path::PathBuf>,
+        key_pem_file: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.cert = Some(cert_pem_file.into());
+        self.tls.key = Some(key_pem_file.into());
+        self
+    }
+
     /// Checks the values and returns the configuration.
     pub fn build(self) -> Result<CacheConfig, ConfigError> {
         let d = CacheConfig::default();
@@ -561,6 +718,30 @@ impl CacheConfigBuilder {
                 Some(&format!("{default_ttl:?}")),
             ));
         }
+        let breaker_probe_interval = self
+            .breaker_probe_interval
+            .unwrap_or(d.breaker_probe_interval);
+        if breaker_probe_interval.is_zero() {
+            return Err(ConfigError::new(
+                "CACHE_BREAKER_PROBE_INTERVAL",
+                "a positive number of seconds, such as 5 or 0.25",
+                Some("0"),
+            ));
+        }
+        let uses_tls = match &backend {
+            BackendConfig::Redis(url) => url::Url::parse(url.expose())
+                .is_ok_and(|u| SCHEMES.iter().any(|&(s, tls)| tls && s == u.scheme())),
+            BackendConfig::Memory { .. } => false,
+        };
+        self.tls.check(uses_tls)?;
+        let max_value_bytes = self.max_value_bytes.unwrap_or(d.max_value_bytes);
+        if max_value_bytes == 0 {
+            return Err(ConfigError::new(
+                "CACHE_MAX_VALUE_BYTES",
+                "a whole number of at least 1",
+                Some("0"),
+            ));
+        }
         Ok(CacheConfig {
             backend,
             pool_size,
@@ -569,6 +750,10 @@ impl CacheConfigBuilder {
             default_ttl,
             fail_silently: self.fail_silently.unwrap_or(d.fail_silently),
             codec: self.codec.unwrap_or(d.codec),
+            breaker_threshold: self.breaker_threshold.unwrap_or(d.breaker_threshold),
+            breaker_probe_interval,
+            max_value_bytes,
+            tls: self.tls,
         })
     }
 }
@@ -615,6 +800,9 @@ mod tests {
             ("CACHE_ENABLED", "no"),
             ("CACHE_TTL_DEFAULT", "600"),
             ("CACHE_FAIL_SILENTLY", "FALSE"),
+            ("CACHE_BREAKER_THRESHOLD", "0"),
+            ("CACHE_BREAKER_PROBE_INTERVAL", "0.1"),
+            ("CACHE_MAX_VALUE_BYTES", "1024"),
         ])
         .unwrap();
         let parsed = url::Url::parse(url_of(&c)).unwrap();
@@ -633,6 +821,9 @@ mod tests {
         assert!(!c.enabled());
         assert_eq!(c.default_ttl(), Duration::from_secs(600));
         assert!(!c.fail_silently());
+        assert_eq!(c.breaker_threshold(), 0);
+        assert_eq!(c.breaker_probe_interval(), Duration::from_millis(100));
+        assert_eq!(c.max_value_bytes(), 1024);
     }
 
     #[test]
@@ -672,6 +863,36 @@ mod tests {
         assert!(!e.to_string().contains("pw"));
     }
 
+    /// What a TLS file error says, with and without TLS compiled in.
+    const TLS_FILE: &str = if cfg!(feature = "tls") {
+        "readable PEM file"
+    } else {
+        "`tls` feature"
+    };
+
+    #[test]
+    fn tls_files_are_checked() {
+        let tls = [("REDIS_URL", "rediss://localhost:6380")];
+        if !cfg!(feature = "tls") {
+            // The URL itself is refused first.
+            assert_eq!(from(&tls).unwrap_err().variable, "REDIS_URL");
+            return;
+        }
+        let e = from(&[tls[0], ("REDIS_TLS_CA", "/nonexistent/ca.pem")]).unwrap_err();
+        assert_eq!(e.variable, "REDIS_TLS_CA");
+        assert!(e.to_string().contains(TLS_FILE), "{e}");
+        let e = from(&[tls[0], ("REDIS_TLS_KEY", "Cargo.toml")]).unwrap_err();
+        assert_eq!(e.variable, "REDIS_TLS_KEY");
+        assert!(e.to_string().contains("REDIS_TLS_CERT beside it"), "{e}");
+        let e = from(&[tls[0], ("REDIS_TLS_CERT", "Cargo.toml")]).unwrap_err();
+        assert_eq!(e.variable, "REDIS_TLS_CERT");
+        let ok = from(&[tls[0], ("REDIS_TLS_CA", "Cargo.toml")]).unwrap();
+        assert_eq!(
+            ok.tls().ca.as_deref(),
+            Some(std::path::Path::new("Cargo.toml"))
+        );
+    }
+
     #[test]
     fn every_bad_value_names_its_variable() {
         let cases: &[(&str, &str, &str)] = &[
@@ -696,6 +917,20 @@ mod tests {
             ("CACHE_BACKEND", "postgres", "`redis` or `memory`"),
             ("CACHE_MEMORY_MAX_BYTES", "lots", "at least 1"),
             ("CACHE_CODEC", "yaml", "bincode"),
+            ("CACHE_BREAKER_THRESHOLD", "-1", "whole number of failures"),
+            (
+                "CACHE_BREAKER_THRESHOLD",
+                "often",
+                "whole number of failures",
+            ),
+            (
+                "CACHE_BREAKER_PROBE_INTERVAL",
+                "0",
+                "positive number of seconds",
+            ),
+            ("CACHE_MAX_VALUE_BYTES", "0", "at least 1"),
+            ("CACHE_MAX_VALUE_BYTES", "16MB", "at least 1"),
+            ("REDIS_TLS_CA", "/nonexistent/ca.pem", "a TLS URL"),
             ("REDIS_URL", "http://localhost", "unknown scheme"),
             ("REDIS_URL", "not a url", "does not parse"),
             ("REDIS_URL", "redis://", "no host"),

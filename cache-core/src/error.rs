@@ -36,6 +36,17 @@ pub enum CacheError {
         /// What is wrong with it and how to fix it.
         reason: String,
     },
+    /// The circuit breaker is open: Redis failed repeatedly and is skipped until a probe succeeds.
+    #[error("Redis is skipped while the circuit breaker is open (it failed repeatedly; probing in the background)")]
+    CircuitOpen,
+    /// The encoded value is larger than `CACHE_MAX_VALUE_BYTES`; it was not stored.
+    #[error("the value is {size} bytes encoded, over the limit of {max} (CACHE_MAX_VALUE_BYTES); not stored")]
+    ValueTooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
     /// `init` was called after the process-wide cache was already set up.
     #[error("the process-wide cache is already initialized")]
     AlreadyInitialized,
@@ -47,7 +58,10 @@ impl CacheError {
     pub fn is_connection(&self) -> bool {
         matches!(
             self,
-            CacheError::Connection(_) | CacheError::Timeout(_) | CacheError::Auth(_)
+            CacheError::Connection(_)
+                | CacheError::Timeout(_)
+                | CacheError::Auth(_)
+                | CacheError::CircuitOpen
         )
     }
 }

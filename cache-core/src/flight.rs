@@ -9,8 +9,13 @@
 //! The table holds an entry only while its leader is alive: the guard removes it when the leader
 //! finishes, and its `Drop` removes it when the leader is cancelled or panics. A std `Mutex`
 //! guards the map and is never held across an `.await`.
+//!
+//! Invalidation marks the flights whose keys a pattern matches
+//! ([`FlightTable::invalidate_matching`]): a marked leader's value may predate the change, so it
+//! publishes nothing (its waiters lead again and read afresh) and removes what it stored.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -26,6 +31,8 @@ enum State {
 #[derive(Debug)]
 struct Flight {
     state: watch::Sender<State>,
+    /// Set when an invalidation matched the key while the flight ran.
+    invalidated: AtomicBool,
 }
 
 /// The in-flight keys of one process (or of one test).
@@ -76,6 +83,7 @@ impl FlightTable {
         }
         let flight = Arc::new(Flight {
             state: watch::Sender::new(State::Running),
+            invalidated: AtomicBool::new(false),
         });
         flights.insert(key.to_owned(), Arc::clone(&flight));
         drop(flights);
@@ -84,6 +92,21 @@ impl FlightTable {
             key: key.to_owned(),
             flight,
         })
+    }
+
+    /// Marks every flight whose key matches the glob `pattern` as invalidated, and returns a
+    /// handle on each to wait for its end.
+    pub(crate) fn invalidate_matching(&self, pattern: &str) -> Vec<Waiter> {
+        self.lock()
+            .iter()
+            .filter(|(key, _)| cache_keys::pattern::matches(pattern, key))
+            .map(|(_, flight)| {
+                flight.invalidated.store(true, Ordering::SeqCst);
+                Waiter {
+                    state: flight.state.subscribe(),
+                }
+            })
+            .collect()
     }
 
     /// How many keys are in flight.
@@ -107,12 +130,19 @@ impl Leader<'_> {
         self.flight.state.receiver_count()
     }
 
+    /// True when an invalidation matched this key while the flight ran.
+    pub(crate) fn invalidated(&self) -> bool {
+        self.flight.invalidated.load(Ordering::SeqCst)
+    }
+
     /// Ends the flight, handing `value` (encoded) to the waiters; `None` lets one of them lead.
+    /// An invalidated flight hands out nothing: its value may predate the invalidation.
     ///
     /// The entry leaves the table first, so a caller arriving afterwards finds the value in the
     /// cache (the leader stored it before publishing) instead of joining a finished flight.
     pub(crate) fn publish(self, value: Option<Bytes>) {
         self.table.remove(&self.key, &self.flight);
+        let value = value.filter(|_| !self.invalidated());
         self.flight.state.send_replace(State::Done(value));
         // `Drop` runs next and finds the flight done.
     }
@@ -192,6 +222,24 @@ mod tests {
         drop(lead);
         assert_eq!(table.len(), 0);
         assert_eq!(w.outcome().await, None);
+    }
+
+    #[tokio::test]
+    async fn invalidated_flights_publish_nothing_and_can_be_awaited() {
+        let table = FlightTable::default();
+        let lead = leader(table.join("user:1"));
+        let other = leader(table.join("post:1"));
+        let wait = waiter(table.join("user:1"));
+        let marked = table.invalidate_matching("user:*");
+        assert_eq!(marked.len(), 1);
+        assert!(lead.invalidated() && !other.invalidated());
+        lead.publish(Some(Bytes::from_static(b"old")));
+        assert_eq!(wait.outcome().await, None);
+        for m in marked {
+            assert_eq!(m.outcome().await, None);
+        }
+        other.publish(Some(Bytes::from_static(b"new")));
+        assert!(table.invalidate_matching("*").is_empty());
     }
 
     #[tokio::test]

@@ -18,10 +18,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
+mod breaker;
 mod cache;
 pub mod codec;
 mod config;
 mod error;
+mod fingerprint;
 mod flight;
 mod global;
 mod health;

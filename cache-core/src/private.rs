@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::encode_value;
-use crate::flight::{Join, FLIGHTS};
+use crate::flight::{Join, Waiter, FLIGHTS};
 use crate::{Cache, CacheError};
 
 pub use crate::key::CacheKey;
@@ -373,15 +373,37 @@ where
             .unwrap_or(ret);
         }
     };
+    let max = cache.config().max_value_bytes();
+    if bytes.len() > max {
+        // Too large to store: the caller still gets its value, and so do the waiters.
+        tracing::warn!(
+            key,
+            size = bytes.len(),
+            max,
+            "value not cached: over CACHE_MAX_VALUE_BYTES"
+        );
+        write = false;
+    }
     if write {
         if let Err(error) = cache.set_bytes(&key, bytes.clone(), ttl).await {
             leader.publish(Some(bytes));
             return fail(route, &key, "cache write failed", error).unwrap_or(ret);
         }
+        if leader.invalidated() {
+            // An invalidation of this key ran while the body did: the value may predate it, and
+            // its delete may have come before this store. Undo the store; the invalidation waits
+            // for this flight to end before it returns.
+            let _ = cache.delete([key.as_str()]).await;
+        }
     }
+    // An invalidated flight publishes nothing, so its waiters read afresh.
     leader.publish(Some(bytes));
     ret
 }
+
+/// The longest an invalidation waits for computations of matching keys that were running when
+/// it started (a body that calls the invalidation of its own key would otherwise wait forever).
+const INVALIDATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// After a `#[invalidate_cache]` function's body: delete what the patterns match if it
 /// succeeded. A pattern without glob syntax is one key, deleted directly (one `UNLINK`).
@@ -401,7 +423,13 @@ where
     if !cache.config().enabled() {
         return ret;
     }
+    // Computations of matching keys that are running may have read the old data. Mark them
+    // before the delete (so they undo their store) and after it (so those that read the cache
+    // just before the delete share nothing), then wait for them to end: once this returns, no
+    // caller in this process can be handed a value from before the change.
+    let mut running = Vec::new();
     for pattern in patterns {
+        running.extend(FLIGHTS.invalidate_matching(pattern));
         let result = match pattern::literal_key(pattern) {
             Some(key) => cache.delete([key]).await,
             // Only with allow_all; otherwise clear_pattern refuses it (a placeholder that
@@ -409,10 +437,23 @@ where
             None if allow_all && pattern::matches_everything(pattern) => cache.clear_all().await,
             None => cache.clear_pattern(pattern).await,
         };
+        running.extend(FLIGHTS.invalidate_matching(pattern));
         if let Err(error) = result {
             if let Some(ret) = fail(route, pattern, "cache invalidation failed", error) {
                 return ret;
             }
+        }
+    }
+    if !running.is_empty() {
+        let ended = futures_util::future::join_all(running.into_iter().map(Waiter::outcome));
+        if tokio::time::timeout(INVALIDATION_WAIT, ended)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?patterns,
+                "invalidation returned before running computations of matching keys ended"
+            );
         }
     }
     ret

@@ -2,7 +2,8 @@
 //!
 //! Kept per [`Cache`](crate::Cache) in relaxed atomics (cheap on the hit path) and, with the
 //! `metrics` feature, mirrored to the `metrics` facade as `cache_hits_total`, `cache_misses_total`,
-//! `cache_corrupt_total`, `cache_errors_total`, `cache_sets_total` and `cache_deletes_total`.
+//! `cache_corrupt_total`, `cache_errors_total`, `cache_sets_total`, `cache_deletes_total` and
+//! `cache_short_circuited_total`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,6 +23,12 @@ pub struct CacheStats {
     pub sets: u64,
     /// Keys removed by `delete`, `clear_pattern` and invalidation.
     pub deletes: u64,
+    /// Calls that skipped Redis because the circuit breaker was open.
+    pub short_circuited: u64,
+    /// How many times the circuit breaker has opened.
+    pub circuit_opens: u64,
+    /// Whether the circuit breaker is open now.
+    pub circuit_open: bool,
 }
 
 impl CacheStats {
@@ -45,6 +52,7 @@ pub(crate) struct Counters {
     errors: AtomicU64,
     sets: AtomicU64,
     deletes: AtomicU64,
+    short_circuited: AtomicU64,
 }
 
 /// The events that are counted.
@@ -56,6 +64,7 @@ pub(crate) enum Event {
     Error,
     Set,
     Delete,
+    ShortCircuit,
 }
 
 impl Counters {
@@ -68,6 +77,7 @@ impl Counters {
             Event::Error => (&self.errors, "cache_errors_total"),
             Event::Set => (&self.sets, "cache_sets_total"),
             Event::Delete => (&self.deletes, "cache_deletes_total"),
+            Event::ShortCircuit => (&self.short_circuited, "cache_short_circuited_total"),
         };
         counter.fetch_add(n, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
@@ -83,6 +93,9 @@ impl Counters {
             errors: load(&self.errors),
             sets: load(&self.sets),
             deletes: load(&self.deletes),
+            short_circuited: load(&self.short_circuited),
+            circuit_opens: 0,
+            circuit_open: false,
         }
     }
 }

@@ -6,6 +6,8 @@
 pub(crate) mod cluster;
 pub(crate) mod memory;
 pub(crate) mod redis;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 use std::time::Duration;
 

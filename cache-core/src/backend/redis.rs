@@ -31,7 +31,7 @@ use futures_util::StreamExt;
 
 use super::cluster;
 use super::Backend;
-use crate::config::RedisUrl;
+use crate::config::{RedisUrl, TlsFiles};
 use crate::{CacheError, HealthReport, NodeHealth};
 
 /// How many keys one SCAN step asks for: large enough to amortize round trips, small enough that
@@ -100,9 +100,18 @@ impl RedisBackend {
         url: &RedisUrl,
         pool_size: usize,
         timeout: Duration,
+        tls: &TlsFiles,
     ) -> Result<(Self, Result<(), CacheError>), CacheError> {
         let mut config = Config::from_url(url.expose())
             .map_err(|e| CacheError::Connection(format!("{url}: {}", e.details())))?;
+        #[cfg(feature = "tls")]
+        if config.tls.is_some() {
+            if let Some(custom) = super::tls::client_config(tls)? {
+                config.tls = Some(custom);
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = tls; // Refused at configuration time: TLS files need the `tls` feature.
         let replica_reads = url::Url::parse(url.expose())
             .map_err(|e| CacheError::Connection(format!("{url}: {e}")))
             .and_then(|u| {
