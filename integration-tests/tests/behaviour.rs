@@ -321,8 +321,9 @@ async fn get_many_mixes_present_absent_and_corrupt(s: Subject) {
 async fn corrupt_values_are_misses_that_a_set_repairs(s: Subject) {
     let cache = s.cache().await;
     let good = cache_core::codec::encode_value(cache.config().codec(), &server(1)).unwrap();
-    let mut huge_claim = good[..5].to_vec();
-    huge_claim.extend_from_slice(&[0xFC]);
+    // Server's header, `id` = 0, then a `name` whose length prefix claims 4 GiB.
+    let mut huge_claim = good[..cache_core::codec::HEADER_LEN].to_vec();
+    huge_claim.extend_from_slice(&[0x00, 0xFC]);
     huge_claim.extend_from_slice(&u32::MAX.to_le_bytes());
     let garbage: [(&str, Vec<u8>); 4] = [
         ("foreign", b"pickle\x80\x04".to_vec()),

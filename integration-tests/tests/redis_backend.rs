@@ -46,13 +46,20 @@ fn clear_pattern_never_issues_keys() {
 #[test]
 fn bytes_from_other_writers_are_counted_misses_and_memory_stays_low() {
     let server = RedisServer::start();
-    // A varint prefix claiming a 4 GiB string after a valid header.
-    let mut huge = vec![0xCA, 0xCE, 1, 1, 0, 0xFC];
+    // A String's header, then a varint length prefix claiming a 4 GiB string.
+    let header = cache_core::codec::encode_value(cache_core::codec::CodecKind::Bincode, "")
+        .unwrap()[..cache_core::codec::HEADER_LEN]
+        .to_vec();
+    let mut huge = header.clone();
+    huge.push(0xFC);
     huge.extend_from_slice(&u32::MAX.to_le_bytes());
-    let writes: [(&str, &[u8]); 4] = [
+    let mut truncated = header.clone();
+    truncated.extend_from_slice(&[0x05, b'a']);
+    let writes: [(&str, &[u8]); 5] = [
         ("foreign", b"{\"name\":\"from python\"}"),
-        ("truncated", &[0xCA, 0xCE, 1, 1, 0, 0x05, b'a']),
+        ("truncated", &truncated),
         ("huge", &huge),
+        ("header-only", &header[..7]),
         ("number", b"42"),
     ];
     for (key, bytes) in writes {
@@ -76,7 +83,7 @@ fn bytes_from_other_writers_are_counted_misses_and_memory_stays_low() {
         let stats = cache.stats();
         assert_eq!(
             (stats.corrupt, stats.misses, stats.hits, stats.errors),
-            (400, 400, 0, 0)
+            (500, 500, 0, 0)
         );
         for (key, _) in writes {
             cache.set(key, "repaired", None).await.unwrap();
@@ -143,12 +150,19 @@ fn a_closed_port_gives_misses_when_silent_and_errors_when_loud() {
             started.elapsed()
         );
         let stats = cache.stats();
-        // 100 gets, 100 sets, get_many, delete, clear_pattern, exists.
+        // 100 gets, 100 sets, get_many, delete, clear_pattern, exists: the first five failures
+        // open the circuit breaker, and the rest skip Redis.
         assert_eq!(
-            (stats.errors, stats.misses, stats.sets),
-            (204, 102, 0),
+            (
+                stats.errors,
+                stats.short_circuited,
+                stats.misses,
+                stats.sets
+            ),
+            (5, 199, 102, 0),
             "{stats:?}"
         );
+        assert!(stats.circuit_open && stats.circuit_opens == 1, "{stats:?}");
         let health = cache.health_check().await;
         assert!(!health.healthy);
         assert!(
@@ -289,7 +303,8 @@ fn a_server_that_never_answers_costs_one_timeout_per_call_at_most() {
             cache.set("k", &1u8, None).await.unwrap();
             assert!(started.elapsed() < timeout * 3, "{:?}", started.elapsed());
         }
-        assert!(cache.stats().errors >= 10);
+        let stats = cache.stats();
+        assert_eq!(stats.errors + stats.short_circuited, 10, "{stats:?}");
         let started = Instant::now();
         assert!(!cache.health_check().await.healthy);
         assert!(started.elapsed() < timeout * 3);
