@@ -631,13 +631,22 @@ impl Backend for RedisBackend {
             return HealthReport::failed("redis", elapsed_ms(), e.to_string());
         }
         let report = HealthReport::up("redis", elapsed_ms());
-        // The server this pool talks to: with sentinels, the primary they named last.
-        let address = self
-            .pool
-            .next_connected()
-            .active_connections()
-            .first()
-            .map(ToString::to_string)
+        // The server this pool talks to (with sentinels, the primary they named last), as most
+        // connected clients see it: one that is still reconnecting may have none, or an old one.
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for client in self.pool.clients().iter().filter(|c| c.is_connected()) {
+            for server in client.active_connections() {
+                let server = server.to_string();
+                match seen.iter_mut().find(|(s, _)| *s == server) {
+                    Some((_, n)) => *n += 1,
+                    None => seen.push((server, 1)),
+                }
+            }
+        }
+        let address = seen
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(s, _)| s)
             .unwrap_or_default();
         match self.bounded(self.client.info::<String>(None)).await {
             Ok(info) => {
