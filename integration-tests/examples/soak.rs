@@ -193,6 +193,7 @@ fn main() {
             next_restart += Duration::from_secs(restart_every);
         }
     }
+    let rss_loaded = resident_bytes();
     stop.store(true, Ordering::Relaxed);
     block_on(async {
         for task in tasks {
@@ -229,10 +230,14 @@ fn main() {
         stats.circuit_opens,
         stats.hit_rate() * 100.0
     );
+    let mib = |b: u64| b as f64 / 1048576.0;
     println!(
-        "resident memory: {:.1} MiB at start, {:.1} MiB at end; in-flight table: {in_flight} entries",
-        rss_start as f64 / 1048576.0,
-        rss_end as f64 / 1048576.0
+        "resident memory under load: {:.1} MiB after warm-up, {:.1} MiB at the end ({:+.1} MiB); \
+         {:.1} MiB once the callers are gone; in-flight table: {in_flight} entries",
+        mib(rss_start),
+        mib(rss_loaded),
+        mib(rss_loaded) - mib(rss_start),
+        mib(rss_end)
     );
     if wrong.load(Ordering::Relaxed) > 0 || stale.load(Ordering::Relaxed) > 0 || in_flight > 0 {
         std::process::exit(1);
