@@ -50,11 +50,9 @@ pub fn closed_port_url() -> String {
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
-    pid: Option<u32>,
     args: Vec<String>,
     dir: PathBuf,
-    /// The watchdog shell: it kills the server when this pipe closes (the test process died).
-    watchdog: Option<(Child, ChildStdin)>,
+    process: Option<Watched>,
 }
 
 impl RedisServer {
@@ -74,10 +72,9 @@ impl RedisServer {
                 .join(format!("cache-test-redis-{}-{port}", std::process::id()));
             let mut server = RedisServer {
                 port,
-                pid: None,
                 args: args.clone(),
                 dir,
-                watchdog: None,
+                process: None,
             };
             match server.launch() {
                 Ok(()) => return server,
@@ -91,11 +88,10 @@ impl RedisServer {
     pub fn start_on(port: u16) -> RedisServer {
         let mut server = RedisServer {
             port,
-            pid: None,
             args: Vec::new(),
             dir: std::env::temp_dir()
                 .join(format!("cache-test-redis-{}-{port}", std::process::id())),
-            watchdog: None,
+            process: None,
         };
         server.restart();
         server
@@ -108,7 +104,7 @@ impl RedisServer {
 
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.pid
+        self.process.as_ref().map(|p| p.pid)
     }
 
     /// `redis://127.0.0.1:{port}/0`.
@@ -118,12 +114,8 @@ impl RedisServer {
 
     /// Kills the server with SIGKILL (no shutdown, no save), as a crash would.
     pub fn kill(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            signal(pid, "KILL");
-        }
-        if let Some((mut shell, stdin)) = self.watchdog.take() {
-            drop(stdin);
-            let _ = shell.wait();
+        if let Some(process) = self.process.take() {
+            process.kill();
         }
         wait_until(Duration::from_secs(5), || {
             TcpStream::connect(("127.0.0.1", self.port)).is_err()
@@ -132,14 +124,14 @@ impl RedisServer {
 
     /// Stops the process without killing it (SIGSTOP): connections stay open, nothing answers.
     pub fn pause(&self) {
-        if let Some(pid) = self.pid {
+        if let Some(pid) = self.pid() {
             signal(pid, "STOP");
         }
     }
 
     /// Resumes a paused server (SIGCONT).
     pub fn resume(&self) {
-        if let Some(pid) = self.pid {
+        if let Some(pid) = self.pid() {
             signal(pid, "CONT");
         }
     }
@@ -163,42 +155,28 @@ impl RedisServer {
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("scratch dir: {e}"))?;
         let port = self.port.to_string();
         let dir = self.dir.to_string_lossy().into_owned();
-        let mut command = Command::new("sh");
-        // The shell starts the server, prints its pid, then waits for its stdin to close (this
-        // handle dropped, or the test process gone) and kills the server.
-        command
-            .arg("-c")
-            .arg("redis-server \"$@\" & pid=$!; echo $pid; read _ignored; kill -9 $pid 2>/dev/null")
-            .arg("redis-server")
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--dir", &dir, "--logfile", "redis.log", "--daemonize", "no"])
-            .args(&self.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
         require_binary("redis-server");
-        let mut shell = command.spawn().map_err(|e| format!("sh: {e}"))?;
-        let stdin = shell.stdin.take().ok_or("no stdin")?;
-        let stdout = shell.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| format!("reading the pid: {e}"))?;
-        let pid: u32 = line
-            .trim()
-            .parse()
-            .map_err(|_| format!("no pid in {line:?}"))?;
-        self.pid = Some(pid);
-        self.watchdog = Some((shell, stdin));
+        let mut args: Vec<String> = [
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir,
+            "--logfile",
+            "redis.log",
+            "--daemonize",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(self.args.iter().cloned());
+        self.process = Some(Watched::spawn("redis-server", &args)?);
         let ready = wait_until(Duration::from_secs(10), || {
             matches!(self.try_command(&[b"PING"]), Ok(Reply::Status(ref s)) if s == "PONG")
                 || matches!(self.try_command(&[b"PING"]), Ok(Reply::Error(ref e)) if e.starts_with("NOAUTH"))
@@ -334,6 +312,51 @@ pub fn resident_bytes() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .expect("VmRSS in /proc/self/status")
+}
+
+/// A process of the harness, started by a watchdog shell that kills it when the shell's stdin
+/// closes: when this handle is dropped, or when the test process dies in any way.
+#[derive(Debug)]
+pub struct Watched {
+    /// The process id (of the program, not of the shell).
+    pub pid: u32,
+    shell: Child,
+    stdin: ChildStdin,
+}
+
+impl Watched {
+    /// Starts `program` with `args` behind a watchdog shell.
+    pub fn spawn(program: &str, args: &[String]) -> Result<Watched, String> {
+        let mut shell = Command::new("sh")
+            .arg("-c")
+            // Start the program, print its pid, wait for stdin to close, then kill it.
+            .arg("\"$0\" \"$@\" & pid=$!; echo $pid; read _ignored; kill -9 $pid 2>/dev/null")
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("sh: {e}"))?;
+        let stdin = shell.stdin.take().ok_or("no stdin")?;
+        let stdout = shell.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the pid: {e}"))?;
+        let pid = line
+            .trim()
+            .parse()
+            .map_err(|_| format!("no pid in {line:?}"))?;
+        Ok(Watched { pid, shell, stdin })
+    }
+
+    /// Kills the process (SIGKILL) and reaps its shell.
+    pub fn kill(mut self) {
+        signal(self.pid, "KILL");
+        drop(self.stdin);
+        let _ = self.shell.wait();
+    }
 }
 
 /// Panics with the install command when `binary` cannot be run.

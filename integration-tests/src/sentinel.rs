@@ -6,12 +6,12 @@
 //! watchdog shell as [`RedisServer`]s: stopped by pid on drop, and killed when the test process
 //! dies.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use crate::{command_at, free_port, reply_text, require_binary, wait_until, RedisServer, Reply};
+use crate::{
+    command_at, free_port, reply_text, require_binary, wait_until, RedisServer, Reply, Watched,
+};
 
 /// The service name the sentinels monitor.
 pub const SERVICE: &str = "cachetest";
@@ -22,9 +22,8 @@ pub const DOWN_AFTER_MS: u64 = 1000;
 #[derive(Debug)]
 pub struct Sentinel {
     port: u16,
-    pid: Option<u32>,
     dir: PathBuf,
-    watchdog: Option<(Child, ChildStdin)>,
+    process: Option<Watched>,
 }
 
 impl Sentinel {
@@ -38,9 +37,8 @@ impl Sentinel {
                 .join(format!("cache-test-sentinel-{}-{port}", std::process::id()));
             let mut sentinel = Sentinel {
                 port,
-                pid: None,
                 dir,
-                watchdog: None,
+                process: None,
             };
             match sentinel.launch(primary_port) {
                 Ok(()) => return sentinel,
@@ -64,28 +62,10 @@ impl Sentinel {
             dir = self.dir.display(),
         );
         std::fs::write(&conf, text).map_err(|e| format!("sentinel.conf: {e}"))?;
-        let mut shell = Command::new("sh")
-            .arg("-c")
-            .arg("redis-sentinel \"$1\" & pid=$!; echo $pid; read _ignored; kill -9 $pid 2>/dev/null")
-            .arg("redis-sentinel")
-            .arg(&conf)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("sh: {e}"))?;
-        let stdin = shell.stdin.take().ok_or("no stdin")?;
-        let stdout = shell.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| format!("reading the pid: {e}"))?;
-        self.pid = Some(
-            line.trim()
-                .parse()
-                .map_err(|_| format!("no pid in {line:?}"))?,
-        );
-        self.watchdog = Some((shell, stdin));
+        self.process = Some(Watched::spawn(
+            "redis-sentinel",
+            &[conf.to_string_lossy().into_owned()],
+        )?);
         let port = self.port;
         if !wait_until(
             Duration::from_secs(10),
@@ -105,15 +85,8 @@ impl Sentinel {
 
     /// Kills the sentinel (SIGKILL).
     pub fn kill(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-        if let Some((mut shell, stdin)) = self.watchdog.take() {
-            drop(stdin);
-            let _ = shell.wait();
+        if let Some(process) = self.process.take() {
+            process.kill();
         }
     }
 
