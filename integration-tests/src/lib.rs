@@ -33,6 +33,21 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     RUNTIME.block_on(future)
 }
 
+/// Runs `test` on the shared runtime once the process-wide cache is set up on Redis at `url` (the
+/// first call sets it up; later ones find it): for a test binary whose tests share one server.
+pub fn block_on_with_cache<F: Future>(url: &str, test: F) -> F::Output {
+    static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    block_on(async {
+        READY
+            .get_or_init(|| async {
+                let config = cache_core::CacheConfig::builder().url(url).build().unwrap();
+                cache_core::init(config).await.unwrap();
+            })
+            .await;
+        test.await
+    })
+}
+
 /// A loopback port that nothing listens on (bound, then released).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");

@@ -111,7 +111,10 @@ fn sigkill_under_load_then_restart() {
     // No call waits past the socket timeout (plus scheduling slack on a loaded machine); most
     // fail fast, since a killed server's sockets close.
     let slowest = Duration::from_micros(slowest_us.load(Ordering::Relaxed));
-    assert!(slowest < TIMEOUT + Duration::from_millis(150), "slowest call {slowest:?}");
+    assert!(
+        slowest < TIMEOUT + Duration::from_millis(150),
+        "slowest call {slowest:?}"
+    );
     assert!(!stats.circuit_open, "{stats:?}");
     assert_eq!(cache_core::__private::in_flight(), 0);
 }

@@ -6,22 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use cache_core::{__private::in_flight, cached, Cache, CacheConfig};
-use integration_tests::{block_on, RedisServer};
+use cache_core::{__private::in_flight, cached, Cache};
+use integration_tests::{block_on_with_cache, RedisServer};
 
 static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
 
 fn run<F: std::future::Future>(test: F) -> F::Output {
-    static CACHE: tokio::sync::OnceCell<Cache> = tokio::sync::OnceCell::const_new();
-    block_on(async {
-        CACHE
-            .get_or_init(|| async {
-                let config = CacheConfig::builder().url(SERVER.url()).build().unwrap();
-                cache_core::init(config).await.unwrap()
-            })
-            .await;
-        test.await
-    })
+    block_on_with_cache(&SERVER.url(), test)
 }
 
 /// The tests share the one in-flight table; each checks it drains, so they run one at a time.

@@ -8,24 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use cache_core::{cached, invalidate_cache, Cache, CacheConfig, CacheError, CacheKey};
-use integration_tests::{block_on, RedisServer, Reply};
+use cache_core::{cached, invalidate_cache, CacheError, CacheKey};
+use integration_tests::{block_on_with_cache, RedisServer, Reply};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
 
 /// Runs `test` with the process-wide cache pointed at this binary's server.
 fn run<F: std::future::Future>(test: F) -> F::Output {
-    static CACHE: tokio::sync::OnceCell<Cache> = tokio::sync::OnceCell::const_new();
-    block_on(async {
-        CACHE
-            .get_or_init(|| async {
-                let config = CacheConfig::builder().url(SERVER.url()).build().unwrap();
-                cache_core::init(config).await.unwrap()
-            })
-            .await;
-        test.await
-    })
+    block_on_with_cache(&SERVER.url(), test)
 }
 
 fn exists(key: &str) -> bool {
