@@ -173,3 +173,70 @@ fn health_reports_every_node_and_all_slots() {
         assert!(json.contains("\"nodes\":["), "{json}");
     });
 }
+
+/// GET calls a node has served, from `INFO commandstats`.
+fn gets_served(port: u16) -> u64 {
+    let text = integration_tests::reply_text(&CLUSTER.command_on(port, &["INFO", "commandstats"]));
+    text.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn reads_go_to_the_replicas_when_the_url_asks_for_it() {
+    block_on(async {
+        let config = CacheConfig::builder()
+            .url(format!("{}&readFromReplicas=true", CLUSTER.url()))
+            .fail_silently(false)
+            .socket_timeout(Duration::from_secs(2))
+            .pool_size(2)
+            .build()
+            .unwrap();
+        let cache = Cache::new(config).await.unwrap();
+        let keys = keys_over_every_primary("replica-read", 60);
+        cache
+            .set_many(keys.iter().map(|k| (k.clone(), 5u32)), None)
+            .await
+            .unwrap();
+        let replicas: Vec<u16> = CLUSTER
+            .nodes()
+            .iter()
+            .filter(|n| !n.primary)
+            .map(|n| n.port)
+            .collect();
+        assert_eq!(replicas.len(), 3);
+        let primaries: Vec<u16> = CLUSTER
+            .nodes()
+            .iter()
+            .filter(|n| n.primary)
+            .map(|n| n.port)
+            .collect();
+        let served = |ports: &[u16]| ports.iter().map(|p| gets_served(*p)).sum::<u64>();
+        let (replica_gets, primary_gets) = (served(&replicas), served(&primaries));
+        // Replicas trail their primaries by a moment: read until every value has arrived.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let got: Vec<Option<u32>> = cache.get_many(&keys).await.unwrap();
+            let single: Option<u32> = cache.get(&keys[0]).await.unwrap();
+            if got.iter().all(|v| *v == Some(5)) && single == Some(5) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replicas never caught up: {got:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            served(&replicas) >= replica_gets + keys.len() as u64 + 1,
+            "the replicas served the reads"
+        );
+        assert_eq!(
+            served(&primaries),
+            primary_gets,
+            "the primaries served none"
+        );
+    });
+}
