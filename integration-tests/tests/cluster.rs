@@ -230,7 +230,7 @@ fn reads_go_to_the_replicas_when_the_url_asks_for_it() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(
-            served(&replicas) >= replica_gets + keys.len() as u64 + 1,
+            served(&replicas) > replica_gets + keys.len() as u64,
             "the replicas served the reads"
         );
         assert_eq!(
