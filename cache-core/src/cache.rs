@@ -365,12 +365,27 @@ impl Cache {
     /// The stored bytes under `key`, with the policy applied; counts a miss when absent but leaves
     /// the hit to [`decode_counted`](Self::decode_counted).
     #[doc(hidden)]
+    #[inline]
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.read_bytes(key, true).await
+    }
+
+    /// [`get_bytes`](Self::get_bytes) without counting an absent value as a miss (failures are
+    /// counted): for `#[cached]`, whose flight leader counts the miss.
+    #[doc(hidden)]
+    #[inline]
+    pub async fn get_bytes_uncounted(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.read_bytes(key, false).await
+    }
+
+    async fn read_bytes(&self, key: &str, count_miss: bool) -> Result<Option<Bytes>, CacheError> {
         let result = on_backend!(self, None, |b| b.get(key).await);
         match result {
             Ok(Some(bytes)) => Ok(Some(bytes)),
             Ok(None) => {
-                self.inner.counters.add(Event::Miss, 1);
+                if count_miss {
+                    self.inner.counters.add(Event::Miss, 1);
+                }
                 Ok(None)
             }
             Err(e) => {

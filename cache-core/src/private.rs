@@ -6,6 +6,7 @@
 //! lines: build the key ([`KeyBuf`]), then [`cached`] (check, single-flight, execute, store), or
 //! build the patterns ([`PatternBuf`]), run the body and [`invalidate`].
 
+use std::borrow::Cow;
 use std::fmt::{Display, Write as _};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -265,11 +266,12 @@ pub fn log_only<R>(_: CacheError) -> Option<R> {
     None
 }
 
-/// The process-wide cache, without waiting once it is set up.
-async fn global_cache() -> Result<Cache, CacheError> {
+/// The process-wide cache, without waiting once it is set up. Borrowed once it exists: no
+/// reference count to bump on a shared cache line on every call.
+async fn global_cache() -> Result<Cow<'static, Cache>, CacheError> {
     match crate::global::initialized() {
-        Some(cache) => Ok(cache.clone()),
-        None => crate::get_cache().await,
+        Some(cache) => Ok(Cow::Borrowed(cache)),
+        None => crate::get_cache().await.map(Cow::Owned),
     }
 }
 
@@ -284,8 +286,8 @@ fn fail<R>(route: Route<R>, key: &str, what: &str, error: CacheError) -> Option<
     }
 }
 
-/// The body of a `#[cached]` function: check the cache, or join the key's flight, run the body
-/// once, store what it returned, and hand it to the waiters.
+/// The body of a `#[cached]` function: check the cache; on a miss join the key's flight, check
+/// again as its leader, run the body once, store what it returned, and hand it to the waiters.
 pub async fn cached<M, R, F>(
     key: String,
     ttl: Option<Duration>,
@@ -312,6 +314,31 @@ where
         return body.await;
     }
 
+    // Check, outside the single-flight table: a hit costs one GET and a decode, with no lock, no
+    // map entry and no key copy. Only a miss (or a failure) goes on to the flight. An absent
+    // value is counted as a miss by the leader's second look below, not here, so that a cold key
+    // counts one miss however many callers share its flight.
+    let mut write = true;
+    let mut recheck = false;
+    match cache.get_bytes_uncounted(&key).await {
+        Ok(Some(bytes)) => {
+            if let Some(stored) = cache.decode_counted::<M::Stored>(&key, &bytes) {
+                return M::load(stored);
+            }
+            // Unreadable (another type, version or program): a miss, counted by the decode,
+            // that the store repairs.
+        }
+        Ok(None) => recheck = true,
+        Err(error) => {
+            // Failing loudly with Redis down: `Err` for `Result<_, E: From<CacheError>>`, or
+            // run uncached (still once per key in this process) and do not try to store.
+            if let Some(ret) = fail(route, &key, "cache read failed", error) {
+                return ret;
+            }
+            write = false;
+        }
+    }
+
     // Single flight. A waiter decodes the leader's bytes, or leads in turn when there are none.
     let leader = loop {
         match FLIGHTS.join(&key) {
@@ -326,24 +353,23 @@ where
         }
     };
 
-    // Check.
-    let mut write = true;
-    match cache.get_bytes(&key).await {
-        Ok(Some(bytes)) => {
-            if let Some(stored) = cache.decode_counted::<M::Stored>(&key, &bytes) {
-                leader.publish(Some(bytes));
-                return M::load(stored);
+    // Check again, as the leader: a previous leader may have stored the value between the read
+    // above and the join (one more round trip, on misses only).
+    if recheck {
+        match cache.get_bytes(&key).await {
+            Ok(Some(bytes)) => {
+                if let Some(stored) = cache.decode_counted::<M::Stored>(&key, &bytes) {
+                    leader.publish(Some(bytes));
+                    return M::load(stored);
+                }
             }
-            // Unreadable (another type, version or program): a miss that the store repairs.
-        }
-        Ok(None) => {}
-        Err(error) => {
-            // Failing loudly with Redis down: `Err` for `Result<_, E: From<CacheError>>`, or
-            // run uncached and do not try to store.
-            if let Some(ret) = fail(route, &key, "cache read failed", error) {
-                return ret;
+            Ok(None) => {}
+            Err(error) => {
+                if let Some(ret) = fail(route, &key, "cache read failed", error) {
+                    return ret;
+                }
+                write = false;
             }
-            write = false;
         }
     }
 
