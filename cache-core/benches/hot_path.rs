@@ -1,0 +1,155 @@
+//! Our own CPU cost per cache hit, without the network: key building, the value header and
+//! codec, and the whole `#[cached]` hit path over the in-process backend (the stub: a moka
+//! lookup that returns the stored bytes).
+//!
+//! `cargo bench -p cache-core --bench hot_path` (see docs/src/benchmarks.md).
+
+#![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
+
+use std::hint::black_box;
+
+use cache_core::__private::KeyBuf;
+use cache_core::codec::{decode_value, encode_value, CodecKind};
+use cache_core::{cached, Cache, CacheConfig};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use serde::{Deserialize, Serialize};
+
+/// About 100 bytes in bincode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Small {
+    id: u64,
+    name: String,
+    region: String,
+    tags: Vec<String>,
+    score: f64,
+    active: bool,
+}
+
+/// About 10 KB in bincode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Large {
+    id: u64,
+    items: Vec<Small>,
+}
+
+fn small(id: u64) -> Small {
+    Small {
+        id,
+        name: format!("server-{id:08}.eu-west.example.com"),
+        region: "eu-west-1".to_owned(),
+        tags: vec!["prod".into(), "web".into(), "tier-1".into()],
+        score: 0.75,
+        active: true,
+    }
+}
+
+fn large(id: u64) -> Large {
+    Large {
+        id,
+        items: (0..96).map(|i| small(id * 1000 + i)).collect(),
+    }
+}
+
+#[cached(ttl = 3600, key_prefix = "server")]
+async fn get_server_details(server_id: i64) -> Small {
+    small(server_id as u64)
+}
+
+#[cached(ttl = 3600, key_prefix = "page")]
+async fn get_page(page: i64) -> Large {
+    large(page as u64)
+}
+
+fn keys(c: &mut Criterion) {
+    let mut g = c.benchmark_group("key");
+    g.bench_function("prefix+fn+i64", |b| {
+        b.iter(|| {
+            let mut k = KeyBuf::new("server:get_server_details", 37);
+            k.part(black_box(&123_456_i64));
+            black_box(k.finish())
+        })
+    });
+    g.bench_function("prefix+fn+i64+str(escaped)", |b| {
+        b.iter(|| {
+            let mut k = KeyBuf::new("user:find", 40);
+            k.part(black_box(&42_i64));
+            k.part(black_box("alice:admin@example.com"));
+            black_box(k.finish())
+        })
+    });
+    g.finish();
+}
+
+fn codec(c: &mut Criterion) {
+    let mut g = c.benchmark_group("codec");
+    let (s, l) = (small(1), large(1));
+    let s_bytes = encode_value(CodecKind::Bincode, &s).unwrap();
+    let l_bytes = encode_value(CodecKind::Bincode, &l).unwrap();
+    g.throughput(Throughput::Bytes(s_bytes.len() as u64));
+    g.bench_function("encode ~100 B", |b| {
+        b.iter(|| encode_value(CodecKind::Bincode, black_box(&s)).unwrap())
+    });
+    g.bench_function("decode ~100 B", |b| {
+        b.iter(|| decode_value::<Small>(black_box(&s_bytes)).unwrap())
+    });
+    g.throughput(Throughput::Bytes(l_bytes.len() as u64));
+    g.bench_function("encode ~10 KB", |b| {
+        b.iter(|| encode_value(CodecKind::Bincode, black_box(&l)).unwrap())
+    });
+    g.bench_function("decode ~10 KB", |b| {
+        b.iter(|| decode_value::<Large>(black_box(&l_bytes)).unwrap())
+    });
+    // The floor: the same decode without our header check.
+    let bare = bincode::serde::encode_to_vec(&s, bincode::config::standard()).unwrap();
+    g.throughput(Throughput::Bytes(bare.len() as u64));
+    g.bench_function("bare bincode decode ~100 B", |b| {
+        b.iter(|| {
+            bincode::serde::decode_from_slice::<Small, _>(
+                black_box(&bare),
+                bincode::config::standard(),
+            )
+            .unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn hit_path(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache: Cache = runtime.block_on(async {
+        let cache = cache_core::init(CacheConfig::builder().memory(64 << 20).build().unwrap())
+            .await
+            .unwrap();
+        get_server_details(1).await;
+        get_page(1).await;
+        cache
+    });
+    let mut g = c.benchmark_group("hit");
+    // The whole hit: key, global cache, GET on the stub, header, decode, stats.
+    g.bench_function("#[cached] ~100 B (memory backend)", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(get_server_details(black_box(1)).await) })
+    });
+    // The same GET and decode without the attribute (no key building, no global lookup).
+    g.bench_function("Cache::get ~100 B (memory backend)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            black_box(
+                cache
+                    .get::<Small>(black_box("server:get_server_details:1"))
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function("#[cached] ~10 KB (memory backend)", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(get_page(black_box(1)).await) })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, keys, codec, hit_path);
+criterion_main!(benches);
