@@ -151,5 +151,49 @@ fn hit_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, keys, codec, hit_path);
+/// Where LZ4 pays: the CPU it costs per value size against the bytes it saves on the wire
+/// (`cargo bench -p cache-core --features compression --bench hot_path -- compression`).
+#[cfg(feature = "compression")]
+fn compression(c: &mut Criterion) {
+    use cache_core::codec::compress;
+    let mut g = c.benchmark_group("compression");
+    for size in [1usize << 10, 8 << 10, 64 << 10, 1 << 20] {
+        // Markup-like text: what large cached values (pages, JSON documents) tend to be.
+        let text: String = (0..)
+            .map(|i| format!("<tr><td>server-{}</td><td>{}</td></tr>", i % 97, i % 13))
+            .take_while({
+                let mut len = 0;
+                move |row: &String| {
+                    len += row.len();
+                    len <= size
+                }
+            })
+            .collect();
+        let plain = encode_value(CodecKind::Bincode, &text).unwrap();
+        let packed = compress(plain.clone(), 1);
+        let label = |what: &str| {
+            format!(
+                "{what} {} KiB (to {:.0}%)",
+                size >> 10,
+                100.0 * packed.len() as f64 / plain.len() as f64
+            )
+        };
+        g.throughput(Throughput::Bytes(plain.len() as u64));
+        g.bench_function(label("compress"), |b| {
+            b.iter(|| compress(black_box(plain.clone()), 1))
+        });
+        g.bench_function(label("decode compressed"), |b| {
+            b.iter(|| decode_value::<String>(black_box(&packed)).unwrap())
+        });
+        g.bench_function(label("decode plain"), |b| {
+            b.iter(|| decode_value::<String>(black_box(&plain)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+#[cfg(not(feature = "compression"))]
+fn compression(_: &mut Criterion) {}
+
+criterion_group!(benches, keys, codec, hit_path, compression);
 criterion_main!(benches);

@@ -16,6 +16,7 @@ use crate::breaker::Breaker;
 use crate::codec::{decode_value, encode_value};
 use crate::config::BackendConfig;
 use crate::stats::{Counters, Event};
+use crate::{fingerprint, offload};
 use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
 
 /// How long to keep quiet about backend failures after logging one at warn.
@@ -187,7 +188,7 @@ impl Cache {
         if let Store::Disabled = self.inner.store {
             return Ok(());
         }
-        let bytes = encode_value(self.inner.config.codec(), value)?;
+        let bytes = self.encode(value)?;
         self.set_bytes(key, Bytes::from(bytes), ttl).await
     }
 
@@ -311,11 +312,10 @@ impl Cache {
         if let Store::Disabled = self.inner.store {
             return Ok(());
         }
-        let codec = self.inner.config.codec();
         let items = items
             .into_iter()
             .map(|(k, v)| {
-                let bytes = encode_value(codec, &v)?;
+                let bytes = self.encode(&v)?;
                 self.check_size(bytes.len())?;
                 Ok((k.into(), Bytes::from(bytes)))
             })
@@ -412,10 +412,29 @@ impl Cache {
         self.policy("set", result, ())
     }
 
+    /// Encodes a value for storing: the codec behind the header, LZ4 when the value is large
+    /// enough (feature `compression`), off the executor's worker when values of its type were
+    /// large before.
+    #[doc(hidden)]
+    pub fn encode<V: Serialize + ?Sized>(&self, value: &V) -> Result<Vec<u8>, CacheError> {
+        let config = &self.inner.config;
+        let min = config.offload_min_bytes();
+        let fingerprint = fingerprint::of::<V>();
+        let bytes = offload::run(min > 0 && offload::was_large(fingerprint), || {
+            let bytes = encode_value(config.codec(), value)?;
+            #[cfg(feature = "compression")]
+            let bytes = crate::codec::compress(bytes, config.compress_min_bytes());
+            Ok::<_, CacheError>(bytes)
+        })?;
+        offload::remember(fingerprint, min > 0 && bytes.len() >= min);
+        Ok(bytes)
+    }
+
     /// Decodes stored bytes, counting a hit, or a corrupt miss (logged once per key).
     #[doc(hidden)]
     pub fn decode_counted<V: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Option<V> {
-        match decode_value(bytes) {
+        let min = self.inner.config.offload_min_bytes();
+        match offload::run(min > 0 && bytes.len() >= min, || decode_value(bytes)) {
             Ok(value) => {
                 self.inner.counters.add(Event::Hit, 1);
                 Some(value)

@@ -17,6 +17,14 @@ const FORMAT_VERSION: u8 = 2;
 pub const HEADER_LEN: usize = 13;
 /// The most bytes a decode may claim for its containers (strings, vectors, maps).
 pub const MAX_DECODE_BYTES: usize = 512 * 1024 * 1024;
+/// Header flag: the payload is LZ4-compressed (block format, uncompressed size first).
+const FLAG_LZ4: u8 = 0x01;
+/// The flags this build can read.
+const KNOWN_FLAGS: u8 = if cfg!(feature = "compression") {
+    FLAG_LZ4
+} else {
+    0
+};
 
 /// A serialization format for cached values.
 ///
@@ -186,19 +194,59 @@ pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError>
     if version != FORMAT_VERSION {
         return Err(DecodeError::Version(version));
     }
-    if flags != 0 {
+    if flags & !KNOWN_FLAGS != 0 {
         return Err(DecodeError::Flags(flags));
     }
     let (found, expected) = (u64::from_le_bytes(type_bytes), fingerprint::of::<V>());
     if found != expected {
         return Err(DecodeError::OtherType { found, expected });
     }
+    #[cfg(feature = "compression")]
+    let decompressed;
+    #[cfg(feature = "compression")]
+    let body = if flags & FLAG_LZ4 != 0 {
+        decompressed = decompress(body)?;
+        decompressed.as_slice()
+    } else {
+        body
+    };
     match codec {
         Bincode::ID => Bincode::decode(body),
         #[cfg(feature = "json")]
         Json::ID => Json::decode(body),
         other => Err(DecodeError::UnknownCodec(other)),
     }
+}
+
+/// LZ4-compresses the payload of an encoded value when it has at least `min_bytes` (0: never)
+/// and compression makes it smaller, and flags the header; otherwise returns it unchanged.
+#[cfg(feature = "compression")]
+pub fn compress(encoded: Vec<u8>, min_bytes: usize) -> Vec<u8> {
+    let payload = encoded.get(HEADER_LEN..).unwrap_or_default();
+    if min_bytes == 0 || payload.len() < min_bytes {
+        return encoded;
+    }
+    let packed = lz4_flex::block::compress_prepend_size(payload);
+    if packed.len() >= payload.len() {
+        return encoded;
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + packed.len());
+    out.extend_from_slice(&encoded[..HEADER_LEN]);
+    out[4] |= FLAG_LZ4;
+    out.extend_from_slice(&packed);
+    out
+}
+
+/// Inflates an LZ4 payload, refusing sizes no honest value has: above [`MAX_DECODE_BYTES`], or
+/// beyond LZ4's best ratio (255:1) for the input at hand, so a forged size allocates nothing.
+#[cfg(feature = "compression")]
+fn decompress(packed: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let corrupt = |e: &dyn std::fmt::Display| DecodeError::Corrupt(format!("lz4: {e}"));
+    let (size, rest) = lz4_flex::block::uncompressed_size(packed).map_err(|e| corrupt(&e))?;
+    if size > MAX_DECODE_BYTES || size > rest.len().saturating_mul(255).saturating_add(16) {
+        return Err(corrupt(&format!("a claimed size of {size} bytes")));
+    }
+    lz4_flex::block::decompress(rest, size).map_err(|e| corrupt(&e))
 }
 
 #[cfg(test)]
@@ -298,6 +346,50 @@ mod tests {
             decode_value::<Server>(&flagged),
             Err(DecodeError::Flags(0x80))
         );
+    }
+
+    #[cfg(feature = "compression")]
+    #[test]
+    fn large_values_are_compressed_and_read_back() {
+        let text = "cache ".repeat(2_000);
+        let plain = encode_value(CodecKind::Bincode, &text).unwrap();
+        let packed = compress(plain.clone(), 1024);
+        assert!(
+            packed.len() < plain.len() / 10,
+            "{} -> {}",
+            plain.len(),
+            packed.len()
+        );
+        assert_eq!(packed[4] & FLAG_LZ4, FLAG_LZ4);
+        assert_eq!(decode_value::<String>(&packed).unwrap(), text);
+        // Below the threshold, or when it would not shrink: left alone.
+        assert!(compress(plain.clone(), 1 << 20) == plain);
+        assert!(compress(plain.clone(), 0) == plain);
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let noise_plain = encode_value(CodecKind::Bincode, &noise).unwrap();
+        assert!(
+            compress(noise_plain.clone(), 16) == noise_plain,
+            "incompressible: left alone"
+        );
+        // A forged uncompressed size is refused before anything is allocated.
+        let mut forged = packed[..HEADER_LEN].to_vec();
+        forged.extend_from_slice(&u32::MAX.to_le_bytes());
+        forged.extend_from_slice(&[0x10, b'a']);
+        assert!(matches!(
+            decode_value::<String>(&forged),
+            Err(DecodeError::Corrupt(_))
+        ));
+        let mut truncated = packed.clone();
+        truncated.truncate(packed.len() - 5);
+        assert!(decode_value::<String>(&truncated).is_err());
     }
 
     #[test]

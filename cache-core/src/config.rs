@@ -200,6 +200,8 @@ pub struct CacheConfig {
     breaker_threshold: u32,
     breaker_probe_interval: Duration,
     max_value_bytes: usize,
+    compress_min_bytes: usize,
+    offload_min_bytes: usize,
     tls: TlsFiles,
 }
 
@@ -288,6 +290,13 @@ mod defaults {
     pub const BREAKER_THRESHOLD: u32 = 5;
     pub const BREAKER_PROBE_INTERVAL_MS: u64 = 500;
     pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
+    /// With the `compression` feature; 0 (never) without it.
+    pub const COMPRESS_MIN_BYTES: usize = if cfg!(feature = "compression") {
+        8 * 1024
+    } else {
+        0
+    };
+    pub const OFFLOAD_MIN_BYTES: usize = 256 * 1024;
 }
 
 impl Default for CacheConfig {
@@ -306,6 +315,8 @@ impl Default for CacheConfig {
             breaker_threshold: defaults::BREAKER_THRESHOLD,
             breaker_probe_interval: Duration::from_millis(defaults::BREAKER_PROBE_INTERVAL_MS),
             max_value_bytes: defaults::MAX_VALUE_BYTES,
+            compress_min_bytes: defaults::COMPRESS_MIN_BYTES,
+            offload_min_bytes: defaults::OFFLOAD_MIN_BYTES,
             tls: TlsFiles::default(),
         }
     }
@@ -331,6 +342,8 @@ impl CacheConfig {
     /// | `CACHE_BREAKER_THRESHOLD` | `5` | consecutive connection failures that open the circuit; 0 disables it |
     /// | `CACHE_BREAKER_PROBE_INTERVAL` | `0.5` | seconds between probes while the circuit is open |
     /// | `CACHE_MAX_VALUE_BYTES` | `16777216` | the largest encoded value `set` accepts |
+    /// | `CACHE_COMPRESS_MIN_BYTES` | `8192` (feature `compression`), else `0` | LZ4 for values at least this large; 0 never |
+    /// | `CACHE_OFFLOAD_MIN_BYTES` | `262144` | (de)serialize values at least this large off the executor; 0 never |
     /// | `REDIS_TLS_CA` | system roots | PEM file of the CAs to trust for `rediss://` (feature `tls`) |
     /// | `REDIS_TLS_CERT` / `REDIS_TLS_KEY` | none | PEM client certificate and key, for mutual TLS |
     ///
@@ -415,6 +428,12 @@ impl CacheConfig {
             let n = parse_positive("CACHE_MAX_VALUE_BYTES", &v)?;
             b = b.max_value_bytes(usize::try_from(n).unwrap_or(usize::MAX));
         }
+        if let Some(v) = var("CACHE_COMPRESS_MIN_BYTES") {
+            b = b.compress_min_bytes(parse_bytes("CACHE_COMPRESS_MIN_BYTES", &v)?);
+        }
+        if let Some(v) = var("CACHE_OFFLOAD_MIN_BYTES") {
+            b = b.offload_min_bytes(parse_bytes("CACHE_OFFLOAD_MIN_BYTES", &v)?);
+        }
         b.tls = TlsFiles {
             ca: var("REDIS_TLS_CA").map(Into::into),
             cert: var("REDIS_TLS_CERT").map(Into::into),
@@ -484,6 +503,18 @@ impl CacheConfig {
     /// The largest encoded value `set` accepts (`CACHE_MAX_VALUE_BYTES`).
     pub fn max_value_bytes(&self) -> usize {
         self.max_value_bytes
+    }
+
+    /// Encoded values of at least this many bytes are LZ4-compressed (`CACHE_COMPRESS_MIN_BYTES`,
+    /// feature `compression`); 0 never compresses.
+    pub fn compress_min_bytes(&self) -> usize {
+        self.compress_min_bytes
+    }
+
+    /// Values of at least this many bytes are encoded and decoded off the async executor's
+    /// worker (`CACHE_OFFLOAD_MIN_BYTES`, multi-thread runtimes); 0 never offloads.
+    pub fn offload_min_bytes(&self) -> usize {
+        self.offload_min_bytes
     }
 
     pub(crate) fn tls(&self) -> &TlsFiles {
@@ -584,6 +615,13 @@ fn parse_positive(variable: &'static str, value: &str) -> Result<u64, ConfigErro
         .ok_or_else(|| ConfigError::new(variable, "a whole number of at least 1", Some(value)))
 }
 
+fn parse_bytes(variable: &'static str, value: &str) -> Result<usize, ConfigError> {
+    value
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| ConfigError::new(variable, "a whole number of bytes (0: never)", Some(value)))
+}
+
 fn parse_seconds(variable: &'static str, value: &str) -> Result<Duration, ConfigError> {
     value
         .trim()
@@ -615,6 +653,8 @@ pub struct CacheConfigBuilder {
     breaker_threshold: Option<u32>,
     breaker_probe_interval: Option<Duration>,
     max_value_bytes: Option<usize>,
+    compress_min_bytes: Option<usize>,
+    offload_min_bytes: Option<usize>,
     tls: TlsFiles,
 }
 
@@ -684,6 +724,18 @@ impl CacheConfigBuilder {
     /// The largest encoded value `set` accepts; at least 1.
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.max_value_bytes = Some(bytes);
+        self
+    }
+
+    /// LZ4-compress encoded values of at least `bytes` (feature `compression`); 0 never does.
+    pub fn compress_min_bytes(mut self, bytes: usize) -> Self {
+        self.compress_min_bytes = Some(bytes);
+        self
+    }
+
+    /// (De)serialize values of at least `bytes` off the executor's worker; 0 never does.
+    pub fn offload_min_bytes(mut self, bytes: usize) -> Self {
+        self.offload_min_bytes = Some(bytes);
         self
     }
 
@@ -758,6 +810,14 @@ impl CacheConfigBuilder {
                 Some("0"),
             ));
         }
+        let compress_min_bytes = self.compress_min_bytes.unwrap_or(d.compress_min_bytes);
+        if compress_min_bytes > 0 && !cfg!(feature = "compression") {
+            return Err(ConfigError::new(
+                "CACHE_COMPRESS_MIN_BYTES",
+                "0, or a build of cache-core with the `compression` feature",
+                Some(&compress_min_bytes.to_string()),
+            ));
+        }
         Ok(CacheConfig {
             backend,
             pool_size,
@@ -769,6 +829,8 @@ impl CacheConfigBuilder {
             breaker_threshold: self.breaker_threshold.unwrap_or(d.breaker_threshold),
             breaker_probe_interval,
             max_value_bytes,
+            compress_min_bytes,
+            offload_min_bytes: self.offload_min_bytes.unwrap_or(d.offload_min_bytes),
             tls: self.tls,
         })
     }
@@ -820,6 +882,7 @@ mod tests {
             ("CACHE_BREAKER_THRESHOLD", "0"),
             ("CACHE_BREAKER_PROBE_INTERVAL", "0.1"),
             ("CACHE_MAX_VALUE_BYTES", "1024"),
+            ("CACHE_OFFLOAD_MIN_BYTES", "0"),
         ])
         .unwrap();
         let parsed = url::Url::parse(url_of(&c)).unwrap();
@@ -841,6 +904,7 @@ mod tests {
         assert_eq!(c.breaker_threshold(), 0);
         assert_eq!(c.breaker_probe_interval(), Duration::from_millis(100));
         assert_eq!(c.max_value_bytes(), 1024);
+        assert_eq!(c.offload_min_bytes(), 0);
     }
 
     #[test]
@@ -947,6 +1011,8 @@ mod tests {
             ),
             ("CACHE_MAX_VALUE_BYTES", "0", "at least 1"),
             ("CACHE_MAX_VALUE_BYTES", "16MB", "at least 1"),
+            ("CACHE_OFFLOAD_MIN_BYTES", "-1", "whole number of bytes"),
+            ("CACHE_COMPRESS_MIN_BYTES", "big", "whole number of bytes"),
             ("REDIS_TLS_CA", "/nonexistent/ca.pem", "a TLS URL"),
             ("REDIS_URL", "http://localhost", "unknown scheme"),
             ("REDIS_URL", "not a url", "does not parse"),

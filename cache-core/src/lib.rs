@@ -28,6 +28,7 @@ mod flight;
 mod global;
 mod health;
 mod key;
+mod offload;
 mod private;
 mod stats;
 

@@ -17,7 +17,6 @@ use cache_keys::pattern;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::encode_value;
 use crate::flight::{Join, Waiter, FLIGHTS};
 use crate::{Cache, CacheError};
 
@@ -384,7 +383,7 @@ where
             Store::Negative(stored) if none_ttl.is_some() => (stored, none_ttl),
             Store::Negative(_) | Store::Skip => return ret,
         };
-        encode_value(cache.config().codec(), stored).map(|bytes| (Bytes::from(bytes), ttl))
+        cache.encode(stored).map(|bytes| (Bytes::from(bytes), ttl))
     };
     let (bytes, ttl) = match encoded {
         Ok(encoded) => encoded,
