@@ -64,8 +64,8 @@ fn killing_the_primary_keeps_every_call_correct_and_hits_resume_on_the_promoted_
         tokio::time::sleep(Duration::from_millis(500)).await;
         load.finish().await;
 
-        // Hits on every id again, and a report naming the new primary (the pool's record of its
-        // connections can trail the reconnect by a moment, so allow a short wait).
+        // Hits on every id again, and a report naming the new primary (a client of the pool that
+        // is still reconnecting may answer for a moment, so allow a short wait).
         hits_on_every_id(&cache).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         let report = loop {

@@ -26,7 +26,7 @@ use fred::prelude::{
 };
 use fred::types::config::{ReconnectError, UnresponsiveConfig};
 use fred::types::scan::Scanner;
-use fred::types::Value;
+use fred::types::{CustomCommand, Value};
 use futures_util::StreamExt;
 
 use super::cluster;
@@ -631,22 +631,21 @@ impl Backend for RedisBackend {
             return HealthReport::failed("redis", elapsed_ms(), e.to_string());
         }
         let report = HealthReport::up("redis", elapsed_ms());
-        // The server this pool talks to (with sentinels, the primary they named last), as most
-        // connected clients see it: one that is still reconnecting may have none, or an old one.
-        let mut seen: Vec<(String, usize)> = Vec::new();
-        for client in self.pool.clients().iter().filter(|c| c.is_connected()) {
-            for server in client.active_connections() {
-                let server = server.to_string();
-                match seen.iter_mut().find(|(s, _)| *s == server) {
-                    Some((_, n)) => *n += 1,
-                    None => seen.push((server, 1)),
-                }
-            }
-        }
-        let address = seen
-            .into_iter()
-            .max_by_key(|(_, n)| *n)
-            .map(|(s, _)| s)
+        // The server that answered, as it sees the connection (`laddr` of CLIENT INFO): exact
+        // after a sentinel failover, when the pool's own record of its connections may be empty.
+        let client_info = CustomCommand::new_static("CLIENT", None::<u16>, false);
+        let address = self
+            .bounded(
+                self.client
+                    .custom::<String, &str>(client_info, vec!["INFO"]),
+            )
+            .await
+            .ok()
+            .and_then(|text| {
+                text.split_whitespace()
+                    .find_map(|field| field.strip_prefix("laddr="))
+                    .map(str::to_owned)
+            })
             .unwrap_or_default();
         match self.bounded(self.client.info::<String>(None)).await {
             Ok(info) => {
