@@ -207,36 +207,29 @@ fn reads_go_to_the_replicas_when_the_url_asks_for_it() {
             .map(|n| n.port)
             .collect();
         assert_eq!(replicas.len(), 3);
-        let primaries: Vec<u16> = CLUSTER
-            .nodes()
-            .iter()
-            .filter(|n| n.primary)
-            .map(|n| n.port)
-            .collect();
-        let served = |ports: &[u16]| ports.iter().map(|p| gets_served(*p)).sum::<u64>();
-        let (replica_gets, primary_gets) = (served(&replicas), served(&primaries));
-        // Replicas trail their primaries by a moment: read until every value has arrived.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        // Replicas trail their primaries by a moment, and the pool opens its replica connections
+        // on first use (reading from the primary meanwhile): read until every value has arrived
+        // and a whole round of reads was served by the replicas. Other tests of this binary read
+        // from the primaries concurrently, so only the replicas' counts are ours to check.
+        let served = || replicas.iter().map(|p| gets_served(*p)).sum::<u64>();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
+            let before = served();
             let got: Vec<Option<u32>> = cache.get_many(&keys).await.unwrap();
             let single: Option<u32> = cache.get(&keys[0]).await.unwrap();
-            if got.iter().all(|v| *v == Some(5)) && single == Some(5) {
+            let by_replicas = served() - before;
+            if got.iter().all(|v| *v == Some(5))
+                && single == Some(5)
+                && by_replicas > keys.len() as u64
+            {
                 break;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "replicas never caught up: {got:?}"
+                "replicas served {by_replicas} of {} reads; values {got:?}",
+                keys.len() + 1
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(
-            served(&replicas) > replica_gets + keys.len() as u64,
-            "the replicas served the reads"
-        );
-        assert_eq!(
-            served(&primaries),
-            primary_gets,
-            "the primaries served none"
-        );
     });
 }

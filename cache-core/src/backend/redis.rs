@@ -25,7 +25,7 @@ use fred::prelude::{
     ReconnectPolicy,
 };
 use fred::types::config::{ReconnectError, UnresponsiveConfig};
-use fred::types::scan::Scanner;
+use fred::types::scan::{ScanResult, Scanner};
 use fred::types::{CustomCommand, Value};
 use futures_util::StreamExt;
 
@@ -305,23 +305,40 @@ impl RedisBackend {
     /// may, and a key moving between two nodes may be seen on both) is counted once.
     async fn clear_pass_cluster(&self, pattern: &str) -> Result<u64, CacheError> {
         let client = self.pool.next_connected();
-        let mut pages =
-            std::pin::pin!(client.scan_cluster(pattern.to_owned(), Some(SCAN_COUNT), None));
+        self.remove_scanned(client.scan_cluster(pattern.to_owned(), Some(SCAN_COUNT), None))
+            .await
+    }
+
+    /// Walks SCAN pages and removes each page's keys, asking for the next page before removing
+    /// this one so that both travel at once. Returns the number removed as UNLINK counts it: a
+    /// key SCAN repeats, or that another client removed meanwhile, is not counted twice.
+    async fn remove_scanned(
+        &self,
+        pages: impl futures_util::Stream<Item = Result<ScanResult, FredError>>,
+    ) -> Result<u64, CacheError> {
+        let mut pages = std::pin::pin!(pages);
         let mut removed = 0;
         loop {
-            let page = match tokio::time::timeout(self.timeout, pages.next()).await {
+            let mut page = match tokio::time::timeout(self.timeout, pages.next()).await {
                 Err(_) => return Err(CacheError::Timeout(self.timeout)),
-                Ok(None) => break,
+                Ok(None) => return Ok(removed),
                 Ok(Some(page)) => page.map_err(|e| self.error(e))?,
             };
-            let mut page = page;
             let keys = page.take_results().unwrap_or_default();
             page.next();
-            if !keys.is_empty() {
-                removed += self.unlink_each(&keys).await?;
+            if keys.is_empty() {
+                continue;
             }
+            removed += if self.clustered {
+                // One UNLINK per key: the keys of a page may live in many slots.
+                self.unlink_each(&keys).await?
+            } else {
+                self.client
+                    .unlink::<u64, _>(keys)
+                    .await
+                    .map_err(|e| self.error(e))?
+            };
         }
-        Ok(removed)
     }
 
     /// What each primary says about the cluster's layout (`CLUSTER NODES`, without the parts
@@ -598,26 +615,8 @@ impl Backend for RedisBackend {
                 "not connected (reconnecting in the background)".to_owned(),
             ));
         }
-        let mut pages = std::pin::pin!(client.scan(pattern.to_owned(), Some(SCAN_COUNT), None));
-        let mut removed = 0;
-        loop {
-            let page = match tokio::time::timeout(self.timeout, pages.next()).await {
-                Err(_) => return Err(CacheError::Timeout(self.timeout)),
-                Ok(None) => break,
-                Ok(Some(page)) => page.map_err(|e| self.error(e))?,
-            };
-            let mut page = page;
-            let keys = page.take_results().unwrap_or_default();
-            // Ask for the next page before unlinking this one, so both travel at once.
-            page.next();
-            if !keys.is_empty() {
-                // Counts only keys that still existed: SCAN may repeat a key, or another client
-                // may have removed it meanwhile, and neither is counted twice.
-                let n: u64 = self.client.unlink(keys).await.map_err(|e| self.error(e))?;
-                removed += n;
-            }
-        }
-        Ok(removed)
+        self.remove_scanned(client.scan(pattern.to_owned(), Some(SCAN_COUNT), None))
+            .await
     }
 
     async fn health(&self) -> HealthReport {
