@@ -12,6 +12,8 @@ fn config(server: &RedisServer, fail_silently: bool) -> CacheConfig {
         .fail_silently(fail_silently)
         .socket_timeout(Duration::from_millis(300))
         .breaker_probe_interval(Duration::from_millis(100))
+        // Memory pressure is the point of some of these tests: store values as they are.
+        .compress_min_bytes(0)
         .pool_size(2)
         .build()
         .unwrap()
