@@ -19,6 +19,17 @@ use crate::stats::{Counters, Event};
 use crate::{fingerprint, offload};
 use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
 
+/// Deletes are idempotent, and a lost one leaves stale values behind (an invalidation during a
+/// slot migration, say): a failed one is tried again after these pauses before the failure
+/// policy applies. A retried `clear_pattern` counts only what its last attempt removed.
+const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(20), Duration::from_millis(100)];
+
+/// Whether a failed delete is worth another try: not while the circuit is open, and not for a
+/// refused pattern.
+fn retryable<T>(result: &Result<T, CacheError>) -> bool {
+    matches!(result, Err(e) if !matches!(e, CacheError::CircuitOpen | CacheError::InvalidPattern { .. }))
+}
+
 /// How long to keep quiet about backend failures after logging one at warn.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How many keys with corrupt values are remembered so that each is logged once.
@@ -214,7 +225,14 @@ impl Cache {
             return Ok(0);
         }
         let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
-        let result = on_backend!(self, 0, |b| b.delete(&keys).await);
+        let mut result = on_backend!(self, 0, |b| b.delete(&keys).await);
+        for pause in RETRY_PAUSES {
+            if !retryable(&result) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            result = on_backend!(self, 0, |b| b.delete(&keys).await);
+        }
         let removed = self.policy("delete", result, 0)?;
         self.inner.counters.add(Event::Delete, removed);
         Ok(removed)
@@ -251,7 +269,14 @@ impl Cache {
     }
 
     async fn clear_matching(&self, pattern: &str) -> Result<u64, CacheError> {
-        let result = on_backend!(self, 0, |b| b.clear_pattern(pattern).await);
+        let mut result = on_backend!(self, 0, |b| b.clear_pattern(pattern).await);
+        for pause in RETRY_PAUSES {
+            if !retryable(&result) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            result = on_backend!(self, 0, |b| b.clear_pattern(pattern).await);
+        }
         let removed = self.policy("clear_pattern", result, 0)?;
         self.inner.counters.add(Event::Delete, removed);
         Ok(removed)
