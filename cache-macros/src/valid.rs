@@ -189,13 +189,7 @@ pub(crate) fn cached(args: CachedArgs, sig: &Signature) -> Result<CachedConfig, 
                     }
                 }
             }
-            "crate" => {
-                if let Some(e) = expr_value(&mut cx, &name, value, "crate = \"my_crate::cache\"") {
-                    if let Some(path) = crate_path(&mut cx, e) {
-                        krate.set(&mut cx, &name, path);
-                    }
-                }
-            }
+            "crate" => set_crate(&mut cx, &name, value, &mut krate),
             other => cx.error(
                 name.span(),
                 format_args!("unknown option `{other}`: #[cached] accepts {CACHED_OPTIONS}"),
@@ -285,13 +279,7 @@ pub(crate) fn invalidate(
                 })) => allow_all.set(&mut cx, &name, b.value),
                 _ => cx.error(name.span(), "write `allow_all = true`"),
             },
-            "crate" => {
-                if let Some(e) = expr_value(&mut cx, &name, value, "crate = \"my_crate::cache\"") {
-                    if let Some(path) = crate_path(&mut cx, e) {
-                        krate.set(&mut cx, &name, path);
-                    }
-                }
-            }
+            "crate" => set_crate(&mut cx, &name, value, &mut krate),
             other => cx.error(
                 name.span(),
                 format_args!(
@@ -458,27 +446,24 @@ fn key_prefix_value(cx: &mut Ctxt, e: Expr) -> Option<String> {
     ok.then_some(value)
 }
 
-fn crate_path(cx: &mut Ctxt, e: Expr) -> Option<TokenStream> {
-    match e {
+/// `crate = "path"`, shared by both attributes: a path in a string, set once.
+fn set_crate(cx: &mut Ctxt, name: &Ident, value: RawValue, krate: &mut Once<TokenStream>) {
+    const EXAMPLE: &str = "crate = \"my_crate::cache\"";
+    let Some(e) = expr_value(cx, name, value, EXAMPLE) else {
+        return;
+    };
+    let path = match &e {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
-        }) => match lit.parse::<Path>() {
-            Ok(path) => Some(path.into_token_stream()),
-            Err(_) => {
-                cx.error(
-                    lit.span(),
-                    "crate takes a path in a string: `crate = \"my_crate::cache\"`",
-                );
-                None
-            }
-        },
-        other => {
-            cx.error(
-                other.span(),
-                "crate takes a path in a string: `crate = \"my_crate::cache\"`",
-            );
-            None
-        }
+        }) => lit.parse::<Path>().ok(),
+        _ => None,
+    };
+    match path {
+        Some(path) => krate.set(cx, name, path.into_token_stream()),
+        None => cx.error(
+            e.span(),
+            format_args!("crate takes a path in a string: `{EXAMPLE}`"),
+        ),
     }
 }
 

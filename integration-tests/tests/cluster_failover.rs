@@ -8,8 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cache_core::CacheConfig;
-use common::{hits_on_every_id, probe_until_hit, wait_for_replica, warm, Load, PROBE_KEY};
+use common::{hits_on_every_id, init_and_warm, probe_until_hit, wait_for_replica, Load, PROBE_KEY};
 use integration_tests::block_on;
 use integration_tests::cluster::RedisCluster;
 
@@ -17,15 +16,7 @@ use integration_tests::cluster::RedisCluster;
 fn killing_a_primary_keeps_every_call_correct_and_hits_resume_on_its_replica() {
     let mut cluster = RedisCluster::start();
     block_on(async {
-        let config = CacheConfig::builder()
-            .url(cluster.url())
-            .socket_timeout(Duration::from_millis(500))
-            .pool_size(4)
-            .fail_silently(true)
-            .build()
-            .unwrap();
-        let cache = cache_core::init(config).await.unwrap();
-        warm(&cache).await;
+        let cache = init_and_warm(&cluster.url()).await;
 
         // The victim: the primary holding the probe key; wait until its replica has every write.
         let victim = cluster.primary_port_of(PROBE_KEY);

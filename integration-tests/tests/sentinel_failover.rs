@@ -9,8 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cache_core::CacheConfig;
-use common::{hits_on_every_id, probe_until_hit, wait_for_replica, warm, Load};
+use common::{hits_on_every_id, init_and_warm, probe_until_hit, wait_for_replica, Load};
 use integration_tests::block_on;
 use integration_tests::sentinel::SentinelGroup;
 
@@ -18,15 +17,7 @@ use integration_tests::sentinel::SentinelGroup;
 fn killing_the_primary_keeps_every_call_correct_and_hits_resume_on_the_promoted_replica() {
     let mut group = SentinelGroup::start();
     block_on(async {
-        let config = CacheConfig::builder()
-            .url(group.url())
-            .socket_timeout(Duration::from_millis(500))
-            .pool_size(4)
-            .fail_silently(true)
-            .build()
-            .unwrap();
-        let cache = cache_core::init(config).await.unwrap();
-        warm(&cache).await;
+        let cache = init_and_warm(&group.url()).await;
 
         // The victim: the primary; wait until its replica has every write.
         let victim = group.primary_port().unwrap();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_core::{cached, Cache};
+use cache_core::{cached, Cache, CacheConfig};
 use integration_tests::{command_at, reply_text, wait_until};
 
 static LOAD_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -39,8 +39,23 @@ pub async fn probe_value(id: u64) -> u64 {
     id * 3
 }
 
+/// Sets up the process-wide cache on `url` (fail silently, 0.5 s timeout, 4 connections) and
+/// warms it.
+pub async fn init_and_warm(url: &str) -> Cache {
+    let config = CacheConfig::builder()
+        .url(url)
+        .socket_timeout(Duration::from_millis(500))
+        .pool_size(4)
+        .fail_silently(true)
+        .build()
+        .unwrap();
+    let cache = cache_core::init(config).await.unwrap();
+    warm(&cache).await;
+    cache
+}
+
 /// Caches every load id and the probe id, and checks that the probe now hits.
-pub async fn warm(cache: &Cache) {
+async fn warm(cache: &Cache) {
     for id in 0..IDS {
         assert_eq!(load_value(id).await, id * 7 + 1);
     }
