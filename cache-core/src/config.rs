@@ -199,6 +199,7 @@ pub struct CacheConfig {
     codec: CodecKind,
     breaker_threshold: u32,
     breaker_probe_interval: Duration,
+    lease_ttl: Duration,
     max_value_bytes: usize,
     compress_min_bytes: usize,
     offload_min_bytes: usize,
@@ -289,6 +290,7 @@ mod defaults {
     pub const MEMORY_MAX_BYTES: u64 = 256 * 1024 * 1024;
     pub const BREAKER_THRESHOLD: u32 = 5;
     pub const BREAKER_PROBE_INTERVAL_MS: u64 = 500;
+    pub const LEASE_TTL_SECS: u64 = 10;
     pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
     /// With the `compression` feature; 0 (never) without it.
     pub const COMPRESS_MIN_BYTES: usize = if cfg!(feature = "compression") {
@@ -314,6 +316,7 @@ impl Default for CacheConfig {
             codec: CodecKind::Bincode,
             breaker_threshold: defaults::BREAKER_THRESHOLD,
             breaker_probe_interval: Duration::from_millis(defaults::BREAKER_PROBE_INTERVAL_MS),
+            lease_ttl: Duration::from_secs(defaults::LEASE_TTL_SECS),
             max_value_bytes: defaults::MAX_VALUE_BYTES,
             compress_min_bytes: defaults::COMPRESS_MIN_BYTES,
             offload_min_bytes: defaults::OFFLOAD_MIN_BYTES,
@@ -341,6 +344,7 @@ impl CacheConfig {
     /// | `CACHE_CODEC` | `bincode` | `bincode` or `json` (feature `json`) |
     /// | `CACHE_BREAKER_THRESHOLD` | `5` | consecutive connection failures that open the circuit; 0 disables it |
     /// | `CACHE_BREAKER_PROBE_INTERVAL` | `0.5` | seconds between probes while the circuit is open |
+    /// | `CACHE_LEASE_TTL` | `10` | seconds a miss holds its lease: a body that runs longer is not stored, and callers elsewhere wait at most this long for it |
     /// | `CACHE_MAX_VALUE_BYTES` | `16777216` | the largest encoded value `set` accepts |
     /// | `CACHE_COMPRESS_MIN_BYTES` | `8192` (feature `compression`), else `0` | LZ4 for values at least this large; 0 never |
     /// | `CACHE_OFFLOAD_MIN_BYTES` | `262144` | (de)serialize values at least this large off the executor; 0 never |
@@ -424,6 +428,9 @@ impl CacheConfig {
         if let Some(v) = var("CACHE_BREAKER_PROBE_INTERVAL") {
             b = b.breaker_probe_interval(parse_seconds("CACHE_BREAKER_PROBE_INTERVAL", &v)?);
         }
+        if let Some(v) = var("CACHE_LEASE_TTL") {
+            b = b.lease_ttl(parse_seconds("CACHE_LEASE_TTL", &v)?);
+        }
         if let Some(v) = var("CACHE_MAX_VALUE_BYTES") {
             let n = parse_positive("CACHE_MAX_VALUE_BYTES", &v)?;
             b = b.max_value_bytes(usize::try_from(n).unwrap_or(usize::MAX));
@@ -498,6 +505,11 @@ impl CacheConfig {
     /// Time between background probes while the circuit is open (`CACHE_BREAKER_PROBE_INTERVAL`).
     pub fn breaker_probe_interval(&self) -> Duration {
         self.breaker_probe_interval
+    }
+
+    /// How long a miss holds its lease on the key (`CACHE_LEASE_TTL`).
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
     }
 
     /// The largest encoded value `set` accepts (`CACHE_MAX_VALUE_BYTES`).
@@ -652,6 +664,7 @@ pub struct CacheConfigBuilder {
     codec: Option<CodecKind>,
     breaker_threshold: Option<u32>,
     breaker_probe_interval: Option<Duration>,
+    lease_ttl: Option<Duration>,
     max_value_bytes: Option<usize>,
     compress_min_bytes: Option<usize>,
     offload_min_bytes: Option<usize>,
@@ -718,6 +731,13 @@ impl CacheConfigBuilder {
     /// Time between background probes while the circuit is open; above zero.
     pub fn breaker_probe_interval(mut self, interval: Duration) -> Self {
         self.breaker_probe_interval = Some(interval);
+        self
+    }
+
+    /// How long a miss holds its lease on the key (`CACHE_LEASE_TTL`); above zero. A body that
+    /// runs longer is not stored, and callers in other processes wait at most this long for it.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Some(ttl);
         self
     }
 
@@ -796,6 +816,14 @@ impl CacheConfigBuilder {
                 Some("0"),
             ));
         }
+        let lease_ttl = self.lease_ttl.unwrap_or(d.lease_ttl);
+        if lease_ttl < Duration::from_millis(1) {
+            return Err(ConfigError::new(
+                "CACHE_LEASE_TTL",
+                "a positive number of seconds, such as 10 or 0.5",
+                Some("0"),
+            ));
+        }
         let uses_tls = match &backend {
             BackendConfig::Redis(url) => url::Url::parse(url.expose())
                 .is_ok_and(|u| SCHEMES.iter().any(|&(s, tls)| tls && s == u.scheme())),
@@ -828,6 +856,7 @@ impl CacheConfigBuilder {
             codec: self.codec.unwrap_or(d.codec),
             breaker_threshold: self.breaker_threshold.unwrap_or(d.breaker_threshold),
             breaker_probe_interval,
+            lease_ttl,
             max_value_bytes,
             compress_min_bytes,
             offload_min_bytes: self.offload_min_bytes.unwrap_or(d.offload_min_bytes),

@@ -1,22 +1,35 @@
 //! The process-wide cache that the attributes use: set up once, by [`init`] or lazily from the
 //! environment by [`get_cache`].
+//!
+//! Concurrent first callers share one setup attempt: with Redis unreachable and failing loudly,
+//! they all get its error after one connect timeout, not one timeout each in turn. A failed
+//! attempt is not remembered, so a later call tries again.
 
-use tokio::sync::OnceCell;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 
 use crate::{Cache, CacheConfig, CacheError};
 
-static GLOBAL: OnceCell<Cache> = OnceCell::const_new();
+static GLOBAL: OnceLock<Cache> = OnceLock::new();
+
+/// One setup of the process-wide cache, awaited by every caller that arrives while it runs.
+type Attempt = Shared<BoxFuture<'static, Result<Cache, CacheError>>>;
+
+/// The setup attempt under way, if any.
+static ATTEMPT: Mutex<Option<Attempt>> = Mutex::new(None);
 
 /// Sets up the process-wide cache from `config` and returns it.
 ///
-/// Fails with [`CacheError::AlreadyInitialized`] when it already exists (from an earlier `init` or
-/// a first [`get_cache`]). See [`Cache::new`] for what happens when Redis is down.
+/// When it already exists with an equal configuration (a second `init` in the same test binary,
+/// say), returns it; with a different one, fails with [`CacheError::AlreadyInitialized`]. See
+/// [`Cache::new`] for what happens when Redis is down.
 pub async fn init(config: CacheConfig) -> Result<Cache, CacheError> {
-    let cache = Cache::new(config).await?;
-    GLOBAL
-        .set(cache.clone())
-        .map_err(|_| CacheError::AlreadyInitialized)?;
-    Ok(cache)
+    if let Some(cache) = GLOBAL.get() {
+        return same_config(cache, &config);
+    }
+    let cache = setup(config.clone()).await?;
+    same_config(&cache, &config)
 }
 
 /// Sets up the process-wide cache from the environment and `.env` ([`CacheConfig::from_env`]).
@@ -26,15 +39,52 @@ pub async fn init_from_env() -> Result<Cache, CacheError> {
 
 /// The process-wide cache, set up from the environment on first use if [`init`] was not called.
 ///
-/// Concurrent first calls set it up exactly once; the others wait for it.
+/// Concurrent first calls share one setup; the others wait for it.
 pub async fn get_cache() -> Result<Cache, CacheError> {
-    GLOBAL
-        .get_or_try_init(|| async { Cache::new(CacheConfig::from_env()?).await })
-        .await
-        .cloned()
+    if let Some(cache) = GLOBAL.get() {
+        return Ok(cache.clone());
+    }
+    setup(CacheConfig::from_env()?).await
 }
 
 /// The process-wide cache if it is set up, without waiting or setting it up.
 pub(crate) fn initialized() -> Option<&'static Cache> {
     GLOBAL.get()
+}
+
+/// `cache` when it was made from `config`.
+fn same_config(cache: &Cache, config: &CacheConfig) -> Result<Cache, CacheError> {
+    if cache.config() == config {
+        Ok(cache.clone())
+    } else {
+        Err(CacheError::AlreadyInitialized)
+    }
+}
+
+/// Joins the setup attempt under way, or starts one from `config`; the process-wide cache once
+/// it exists (whichever attempt made it).
+async fn setup(config: CacheConfig) -> Result<Cache, CacheError> {
+    let attempt = {
+        let mut slot = ATTEMPT.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(attempt) => attempt.clone(),
+            None => {
+                let attempt = async move {
+                    let cache = Cache::new(config).await?;
+                    Ok(GLOBAL.get_or_init(|| cache).clone())
+                }
+                .boxed()
+                .shared();
+                *slot = Some(attempt.clone());
+                attempt
+            }
+        }
+    };
+    let result = attempt.clone().await;
+    let mut slot = ATTEMPT.lock().unwrap_or_else(PoisonError::into_inner);
+    if slot.as_ref().is_some_and(|a| a.ptr_eq(&attempt)) {
+        // Done, one way or the other: the next caller finds the cache, or tries again.
+        *slot = None;
+    }
+    result
 }

@@ -35,6 +35,9 @@ pub struct HealthReport {
     /// when Redis could not be reached at all.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeHealth>,
+    /// Invalidations that could not reach Redis and wait to be replayed (see
+    /// [`CacheStats::invalidations_pending`](crate::CacheStats::invalidations_pending)).
+    pub invalidations_pending: u64,
 }
 
 /// One Redis server in a [`HealthReport`].
@@ -121,6 +124,7 @@ impl HealthReport {
             backend,
             circuit: "closed",
             nodes: Vec::new(),
+            invalidations_pending: 0,
         }
     }
 
@@ -156,19 +160,7 @@ mod tests {
     #[test]
     fn reads_the_fields_of_info() {
         let info = "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:86400\r\n# Clients\r\nconnected_clients:5\r\n# Memory\r\nused_memory:2621440\r\nused_memory_human:2.50M\r\n";
-        let r = HealthReport {
-            healthy: true,
-            latency_ms: 1.0,
-            version: None,
-            used_memory: None,
-            connected_clients: None,
-            uptime_seconds: None,
-            error: None,
-            backend: "redis",
-            circuit: "closed",
-            nodes: Vec::new(),
-        }
-        .with_info(info);
+        let r = HealthReport::up("redis", 1.0).with_info(info);
         assert_eq!(r.version.as_deref(), Some("7.0.15"));
         assert_eq!(r.used_memory.as_deref(), Some("2.50M"));
         assert_eq!(r.connected_clients, Some(5));

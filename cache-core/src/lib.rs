@@ -12,24 +12,26 @@
 //! ```
 //!
 //! Layers, each calling only those below it: the attributes' expansion (`__private`), the public
-//! API ([`Cache`], [`init`], [`get_cache`]), the policy (enabled, fail silently, counting), the
-//! encoding ([`codec`]), and the backends (Redis through fred's pool, or in-process memory).
+//! API ([`Cache`], [`init`], [`get_cache`]), the policy (read-through, invalidation, enabled,
+//! fail silently, breaker, pending invalidations, counting), the encoding ([`codec`]), and the
+//! backends (Redis through fred's pool on the cache's own I/O thread, or in-process memory).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
-mod breaker;
 mod cache;
 pub mod codec;
 mod config;
 mod error;
 mod fingerprint;
-mod flight;
 mod global;
 mod health;
 mod key;
+mod lease;
 mod offload;
+mod policy;
 mod private;
+mod runtime;
 mod stats;
 
 pub use cache::Cache;

@@ -2,22 +2,23 @@
 //! (as `cache_core::__private::...`). Not a public API; it changes with the macros, which
 //! `cache-core` pins to its exact version.
 //!
-//! The logic is here, in generic functions, so that each annotated function expands to a few
-//! lines: build the key ([`KeyBuf`]), then [`cached`] (check, single-flight, execute, store), or
-//! build the patterns ([`PatternBuf`]), run the body and [`invalidate`].
+//! Each annotated function expands to a few lines: build the key ([`KeyBuf`]), then [`cached`],
+//! or build the patterns ([`PatternBuf`]), run the body and [`invalidate`]. Both delegate to the
+//! policy layer (the read-through and the invalidation that `Cache` offers too); what is here is
+//! only how a return type meets the cache ([`CacheMode`], [`Success`]) and where a cache error
+//! goes ([`Route`]).
 
 use std::borrow::Cow;
 use std::fmt::{Display, Write as _};
 use std::future::Future;
 use std::marker::PhantomData;
 
-use bytes::Bytes;
 use cache_keys::key::{push_text, ITEM_SEPARATOR, SEPARATOR};
 use cache_keys::pattern;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::flight::{Join, Waiter, FLIGHTS};
+use crate::policy::Cacheable;
 use crate::{Cache, CacheError};
 
 pub use crate::key::CacheKey;
@@ -285,8 +286,37 @@ fn fail<R>(route: Route<R>, key: &str, what: &str, error: CacheError) -> Option<
     }
 }
 
-/// The body of a `#[cached]` function: check the cache; on a miss join the key's flight, check
-/// again as its leader, run the body once, store what it returned, and hand it to the waiters.
+/// A `#[cached]` function's settings, as the read-through sees them.
+struct Plan<M, R> {
+    ttl: Option<Duration>,
+    none_ttl: Option<Duration>,
+    route: Route<R>,
+    mode: PhantomData<fn() -> M>,
+}
+
+impl<M, R> Cacheable<R> for Plan<M, R>
+where
+    M: CacheMode<R>,
+    M::Stored: Serialize + DeserializeOwned,
+{
+    type Stored = M::Stored;
+    fn store_as<'r>(&self, ret: &'r R) -> Option<(&'r M::Stored, Option<Duration>)> {
+        match M::store(ret) {
+            Store::Value(stored) => Some((stored, self.ttl)),
+            Store::Negative(stored) if self.none_ttl.is_some() => Some((stored, self.none_ttl)),
+            Store::Negative(_) | Store::Skip => None,
+        }
+    }
+    fn load(&self, stored: M::Stored) -> R {
+        M::load(stored)
+    }
+    fn on_error(&self, error: CacheError) -> Option<R> {
+        (self.route)(error)
+    }
+}
+
+/// The body of a `#[cached]` function: [`Cache::get_or_compute`]'s read-through, with the
+/// return mode `M` deciding what is stored.
 pub async fn cached<M, R, F>(
     key: String,
     ttl: Option<Duration>,
@@ -309,126 +339,14 @@ where
             }
         }
     };
-    if !cache.config().enabled() {
-        return body.await;
-    }
-
-    // Check, outside the single-flight table: a hit costs one GET and a decode, with no lock, no
-    // map entry and no key copy. Only a miss (or a failure) goes on to the flight. An absent
-    // value is counted as a miss by the leader's second look below, not here, so that a cold key
-    // counts one miss however many callers share its flight.
-    let mut write = true;
-    let mut recheck = false;
-    match cache.get_bytes_uncounted(&key).await {
-        Ok(Some(bytes)) => {
-            if let Some(stored) = cache.decode_counted::<M::Stored>(&key, &bytes) {
-                return M::load(stored);
-            }
-            // Unreadable (another type, version or program): a miss, counted by the decode,
-            // that the store repairs.
-        }
-        Ok(None) => recheck = true,
-        Err(error) => {
-            // Failing loudly with Redis down: `Err` for `Result<_, E: From<CacheError>>`, or
-            // run uncached (still once per key in this process) and do not try to store.
-            if let Some(ret) = fail(route, &key, "cache read failed", error) {
-                return ret;
-            }
-            write = false;
-        }
-    }
-
-    // Single flight. A waiter decodes the leader's bytes, or leads in turn when there are none.
-    let leader = loop {
-        match FLIGHTS.join(&key) {
-            Join::Leader(leader) => break leader,
-            Join::Waiter(waiter) => {
-                if let Some(bytes) = waiter.outcome().await {
-                    if let Some(stored) = cache.decode_counted::<M::Stored>(&key, &bytes) {
-                        return M::load(stored);
-                    }
-                }
-            }
-        }
+    let plan = Plan::<M, R> {
+        ttl,
+        none_ttl,
+        route,
+        mode: PhantomData,
     };
-
-    // Check again, as the leader: a previous leader may have stored the value between the read
-    // above and the join (one more round trip, on misses only).
-    if recheck {
-        match cache.get_bytes(&key).await {
-            Ok(Some(bytes)) => {
-                if let Some(stored) = cache.decode_counted::<M::Stored>(&key, &bytes) {
-                    leader.publish(Some(bytes));
-                    return M::load(stored);
-                }
-            }
-            Ok(None) => {}
-            Err(error) => {
-                if let Some(ret) = fail(route, &key, "cache read failed", error) {
-                    return ret;
-                }
-                write = false;
-            }
-        }
-    }
-
-    // Execute. A panic or a cancellation here drops `leader`, which frees the key.
-    let ret = body.await;
-
-    // Store. The borrow of `ret` ends in this block, before any `.await`, so the future stays
-    // `Send` for values that are `Send` but not `Sync`.
-    let encoded = {
-        let (stored, ttl) = match M::store(&ret) {
-            Store::Value(stored) => (stored, ttl),
-            Store::Negative(stored) if none_ttl.is_some() => (stored, none_ttl),
-            Store::Negative(_) | Store::Skip => return ret,
-        };
-        cache.encode(stored).map(|bytes| (Bytes::from(bytes), ttl))
-    };
-    let (bytes, ttl) = match encoded {
-        Ok(encoded) => encoded,
-        Err(error) => {
-            drop(leader);
-            return fail(
-                route,
-                &key,
-                "value not cached: it could not be encoded",
-                error,
-            )
-            .unwrap_or(ret);
-        }
-    };
-    let max = cache.config().max_value_bytes();
-    if bytes.len() > max {
-        // Too large to store: the caller still gets its value, and so do the waiters.
-        tracing::warn!(
-            key,
-            size = bytes.len(),
-            max,
-            "value not cached: over CACHE_MAX_VALUE_BYTES"
-        );
-        write = false;
-    }
-    if write {
-        if let Err(error) = cache.set_bytes(&key, bytes.clone(), ttl).await {
-            leader.publish(Some(bytes));
-            return fail(route, &key, "cache write failed", error).unwrap_or(ret);
-        }
-        if leader.invalidated() {
-            // An invalidation of this key ran while the body did: the value may predate it, and
-            // its delete may have come before this store. Undo the store; the invalidation waits
-            // for this flight to end before it returns.
-            let _ = cache.delete([key.as_str()]).await;
-        }
-    }
-    // An invalidated flight publishes nothing, so its waiters read afresh.
-    leader.publish(Some(bytes));
-    ret
+    cache.policy().read_through(&key, &plan, body).await
 }
-
-/// The longest an invalidation waits for computations of matching keys that were running when
-/// it started (a body that calls the invalidation of its own key would otherwise wait forever).
-const INVALIDATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// After a `#[invalidate_cache]` function's body: delete what the patterns match if it
 /// succeeded. A pattern without glob syntax is one key, deleted directly (one `UNLINK`).
@@ -445,46 +363,16 @@ where
             return fail(route, "", "no cache; nothing invalidated", error).unwrap_or(ret)
         }
     };
-    if !cache.config().enabled() {
-        return ret;
-    }
-    // Computations of matching keys that are running may have read the old data. Mark them
-    // before the delete (so they undo their store) and after it (so those that read the cache
-    // just before the delete share nothing), then wait for them to end: once this returns, no
-    // caller in this process can be handed a value from before the change.
-    let mut running = Vec::new();
-    for pattern in patterns {
-        running.extend(FLIGHTS.invalidate_matching(pattern));
-        let result = match pattern::literal_key(pattern) {
-            Some(key) => cache.delete([key]).await,
-            // Only with allow_all; otherwise clear_pattern refuses it (a placeholder that
-            // interpolated to nothing after a `*`, say) and the refusal is reported.
-            None if allow_all && pattern::matches_everything(pattern) => cache.clear_all().await,
-            None => cache.clear_pattern(pattern).await,
-        };
-        running.extend(FLIGHTS.invalidate_matching(pattern));
-        if let Err(error) = result {
-            if let Some(ret) = fail(route, pattern, "cache invalidation failed", error) {
-                return ret;
-            }
+    match cache.policy().invalidate(patterns, allow_all).await {
+        Ok(()) => ret,
+        Err(error) => {
+            let what = patterns.join(", ");
+            fail(route, &what, "cache invalidation failed", error).unwrap_or(ret)
         }
     }
-    if !running.is_empty() {
-        let ended = futures_util::future::join_all(running.into_iter().map(Waiter::outcome));
-        if tokio::time::timeout(INVALIDATION_WAIT, ended)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                ?patterns,
-                "invalidation returned before running computations of matching keys ended"
-            );
-        }
-    }
-    ret
 }
 
-/// How many keys are in flight in this process (for tests: the table must drain).
+/// How many keys are in flight in the process-wide cache (for tests: the table must drain).
 pub fn in_flight() -> usize {
-    FLIGHTS.len()
+    crate::global::initialized().map_or(0, |cache| cache.policy().in_flight())
 }

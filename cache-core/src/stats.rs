@@ -2,8 +2,9 @@
 //!
 //! Kept per [`Cache`](crate::Cache) in relaxed atomics (cheap on the hit path) and, with the
 //! `metrics` feature, mirrored to the `metrics` facade as `cache_hits_total`, `cache_misses_total`,
-//! `cache_corrupt_total`, `cache_errors_total`, `cache_sets_total`, `cache_deletes_total` and
-//! `cache_short_circuited_total`.
+//! `cache_corrupt_total`, `cache_errors_total`, `cache_sets_total`, `cache_deletes_total`,
+//! `cache_short_circuited_total`, `cache_invalidations_replayed_total` and
+//! `cache_invalidations_dropped_total`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,8 +28,15 @@ pub struct CacheStats {
     pub short_circuited: u64,
     /// How many times the circuit breaker has opened.
     pub circuit_opens: u64,
-    /// Whether the circuit breaker is open now.
+    /// Whether the circuit breaker is open now (or half-open: only trial calls go through).
     pub circuit_open: bool,
+    /// Invalidations that could not reach Redis and wait to be replayed; reads of the keys they
+    /// cover are misses in this process meanwhile.
+    pub invalidations_pending: u64,
+    /// Pending invalidations replayed once Redis answered again.
+    pub invalidations_replayed: u64,
+    /// Invalidations that could neither reach Redis nor be kept (the pending set was full).
+    pub invalidations_dropped: u64,
 }
 
 impl CacheStats {
@@ -53,6 +61,8 @@ pub(crate) struct Counters {
     sets: AtomicU64,
     deletes: AtomicU64,
     short_circuited: AtomicU64,
+    replayed: AtomicU64,
+    dropped: AtomicU64,
 }
 
 /// The events that are counted.
@@ -65,6 +75,8 @@ pub(crate) enum Event {
     Set,
     Delete,
     ShortCircuit,
+    Replayed,
+    Dropped,
 }
 
 impl Counters {
@@ -78,6 +90,8 @@ impl Counters {
             Event::Set => (&self.sets, "cache_sets_total"),
             Event::Delete => (&self.deletes, "cache_deletes_total"),
             Event::ShortCircuit => (&self.short_circuited, "cache_short_circuited_total"),
+            Event::Replayed => (&self.replayed, "cache_invalidations_replayed_total"),
+            Event::Dropped => (&self.dropped, "cache_invalidations_dropped_total"),
         };
         counter.fetch_add(n, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
@@ -96,6 +110,9 @@ impl Counters {
             short_circuited: load(&self.short_circuited),
             circuit_opens: 0,
             circuit_open: false,
+            invalidations_pending: 0,
+            invalidations_replayed: load(&self.replayed),
+            invalidations_dropped: load(&self.dropped),
         }
     }
 }

@@ -155,6 +155,70 @@ impl Backend for MemoryBackend {
         outcome
     }
 
+    async fn get_or_lease(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        lease_ttl: Duration,
+    ) -> Result<Option<Bytes>, CacheError> {
+        let mut found = None;
+        self.map.entry_by_ref(key).and_compute_with(|current| {
+            let now = Instant::now();
+            match current.map(|e| e.into_value()).filter(|e| e.live(now)) {
+                Some(entry) => {
+                    found = Some(entry.value);
+                    Op::Nop
+                }
+                None => Op::Put(Entry {
+                    value: marker.clone(),
+                    expires_at: now.checked_add(lease_ttl),
+                }),
+            }
+        });
+        Ok(found)
+    }
+
+    async fn set_if_holds(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let mut stored = false;
+        self.map.entry_by_ref(key).and_compute_with(|current| {
+            let now = Instant::now();
+            match current.map(|e| e.into_value()).filter(|e| e.live(now)) {
+                Some(entry) if entry.value == marker => {
+                    stored = true;
+                    Op::Put(Entry {
+                        value,
+                        expires_at: now.checked_add(ttl),
+                    })
+                }
+                _ => Op::Nop,
+            }
+        });
+        Ok(stored)
+    }
+
+    async fn delete_if_holds(&self, key: &str, expected: &Bytes) -> Result<bool, CacheError> {
+        let mut removed = false;
+        self.map.entry_by_ref(key).and_compute_with(|current| {
+            match current
+                .map(|e| e.into_value())
+                .filter(|e| e.live(Instant::now()))
+            {
+                Some(entry) if entry.value == expected => {
+                    removed = true;
+                    Op::Remove
+                }
+                _ => Op::Nop,
+            }
+        });
+        Ok(removed)
+    }
+
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         let matching: Vec<std::sync::Arc<String>> = self
             .map
@@ -175,16 +239,10 @@ impl Backend for MemoryBackend {
         self.map.run_pending_tasks();
         let bytes = self.map.weighted_size();
         HealthReport {
-            healthy: true,
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             version: Some(concat!("cache-core ", env!("CARGO_PKG_VERSION")).to_owned()),
             used_memory: Some(human_bytes(bytes)),
-            connected_clients: None,
             uptime_seconds: Some(self.started.elapsed().as_secs()),
-            error: None,
-            backend: "memory",
-            circuit: "closed",
-            nodes: Vec::new(),
+            ..HealthReport::up("memory", started.elapsed().as_secs_f64() * 1000.0)
         }
     }
 }

@@ -35,6 +35,26 @@ pub(crate) trait Backend {
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError>;
     /// Adds `amount` to the integer under `key` (0 when absent) and returns the result.
     async fn increment(&self, key: &str, amount: i64) -> Result<i64, CacheError>;
+    /// The value under `key`; when there is none, takes a lease on the key by storing `marker`
+    /// there for `lease_ttl` (only if it is still empty), in the same round trip. `None`: the
+    /// lease was taken. See [`lease`](crate::lease).
+    async fn get_or_lease(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        lease_ttl: Duration,
+    ) -> Result<Option<Bytes>, CacheError>;
+    /// Stores `value` under `key` for `ttl` only if the key still holds `marker`; whether it did.
+    async fn set_if_holds(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError>;
+    /// Removes `key` only if it holds exactly `expected` (a lease marker, or unreadable bytes);
+    /// whether it did.
+    async fn delete_if_holds(&self, key: &str, expected: &Bytes) -> Result<bool, CacheError>;
     /// Removes every key matching the glob `pattern`; the number removed.
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError>;
     /// A health report; never fails.

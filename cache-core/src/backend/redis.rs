@@ -26,6 +26,7 @@ use fred::prelude::{
 };
 use fred::types::config::{ReconnectError, UnresponsiveConfig};
 use fred::types::scan::{ScanResult, Scanner};
+use fred::types::scripts::Script;
 use fred::types::{CustomCommand, Value};
 use futures_util::StreamExt;
 
@@ -37,6 +38,34 @@ use crate::{CacheError, HealthReport, NodeHealth};
 /// How many keys one SCAN step asks for: large enough to amortize round trips, small enough that
 /// one step never blocks the server for long.
 const SCAN_COUNT: u32 = 1000;
+
+/// GET, or, when the key is empty, SET the lease marker (ARGV[1]) with NX for ARGV[2] ms.
+/// Replies with the value, or nil when the lease was taken.
+const GET_OR_LEASE: &str = "local v = redis.call('GET', KEYS[1]) \
+if v then return v end \
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) \
+return false";
+/// SET the value (ARGV[2]) for ARGV[3] ms only if the key holds the marker (ARGV[1]): 1 or 0.
+const SET_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end \
+return 0";
+/// DEL the key only if it holds exactly ARGV[1]: 1 or 0.
+const DELETE_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+redis.call('DEL', KEYS[1]) return 1 end \
+return 0";
+
+/// The three lease scripts, hashed once.
+struct Scripts {
+    get_or_lease: Script,
+    set_if_holds: Script,
+    delete_if_holds: Script,
+}
+
+static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
+    get_or_lease: Script::from_lua(GET_OR_LEASE),
+    set_if_holds: Script::from_lua(SET_IF_HOLDS),
+    delete_if_holds: Script::from_lua(DELETE_IF_HOLDS),
+});
 
 /// The URL query parameter that sends reads to cluster replicas (feature `replicas`).
 pub(crate) const READ_FROM_REPLICAS: &str = "readFromReplicas";
@@ -96,12 +125,16 @@ impl RedisBackend {
     ///
     /// Returns the backend at once, with the result of waiting up to `timeout` for the first
     /// connections: callers decide whether a failed start is fatal.
+    ///
+    /// fred spawns the connection tasks on the runtime this runs on: the cache runs it on its own
+    /// ([`IoRuntime`](crate::runtime::IoRuntime)).
     pub(crate) async fn connect(
-        url: &RedisUrl,
+        url: RedisUrl,
         pool_size: usize,
         timeout: Duration,
-        tls: &TlsFiles,
+        tls: TlsFiles,
     ) -> Result<(Self, Result<(), CacheError>), CacheError> {
+        let (url, tls) = (&url, &tls);
         let mut config = Config::from_url(url.expose())
             .map_err(|e| CacheError::Connection(format!("{url}: {}", e.details())))?;
         #[cfg(feature = "tls")]
@@ -156,8 +189,10 @@ impl RedisBackend {
                     interval: Duration::from_millis(500),
                 };
             })
-            // Zero attempts means forever: a finite count would kill the client for good.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            // Zero attempts means forever: a finite count would kill the client for good. The
+            // backoff stops growing at 250 ms, so that however long the outage, the cache is
+            // connected again within a quarter of a second of Redis answering.
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 250, 2))
             .build_pool(pool_size)
             .map_err(|e| CacheError::Connection(format!("{url}: {}", e.details())))?;
         // Subscribed before connecting, so that a refused first connection ends the wait at once
@@ -505,20 +540,13 @@ impl RedisBackend {
     }
 }
 
-impl Drop for RedisBackend {
-    fn drop(&mut self) {
-        // Stop the reconnect loops of a cache nobody holds any more.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let pool = self.pool.clone();
-            runtime.spawn(async move {
-                let _ = pool.quit().await;
-            });
-        }
-    }
+/// A TTL in whole milliseconds, at least 1 (Redis refuses 0).
+fn millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX)
 }
 
 fn expiration(ttl: Duration) -> Expiration {
-    Expiration::PX(i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX))
+    Expiration::PX(millis(ttl))
 }
 
 impl Backend for RedisBackend {
@@ -600,6 +628,50 @@ impl Backend for RedisBackend {
             .map_err(|e| self.error(e))
     }
 
+    async fn get_or_lease(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        lease_ttl: Duration,
+    ) -> Result<Option<Bytes>, CacheError> {
+        let client = self.pool.next_connected();
+        let args: Vec<Value> = vec![Value::Bytes(marker.clone()), millis(lease_ttl).into()];
+        self.bounded(SCRIPTS.get_or_lease.evalsha_with_reload(client, key, args))
+            .await
+    }
+
+    async fn set_if_holds(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let client = self.pool.next_connected();
+        let args: Vec<Value> = vec![
+            Value::Bytes(marker.clone()),
+            Value::Bytes(value),
+            millis(ttl).into(),
+        ];
+        let stored: i64 = self
+            .bounded(SCRIPTS.set_if_holds.evalsha_with_reload(client, key, args))
+            .await?;
+        Ok(stored == 1)
+    }
+
+    async fn delete_if_holds(&self, key: &str, expected: &Bytes) -> Result<bool, CacheError> {
+        let client = self.pool.next_connected();
+        let args: Vec<Value> = vec![Value::Bytes(expected.clone())];
+        let removed: i64 = self
+            .bounded(
+                SCRIPTS
+                    .delete_if_holds
+                    .evalsha_with_reload(client, key, args),
+            )
+            .await?;
+        Ok(removed == 1)
+    }
+
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         if self.clustered {
             if !self.pool.clients().iter().any(|c| c.is_connected()) {
@@ -620,9 +692,35 @@ impl Backend for RedisBackend {
     }
 
     async fn health(&self) -> HealthReport {
-        if self.clustered {
-            return self.cluster_health().await;
+        // One socket timeout for the whole check, however many commands and nodes it asks.
+        let started = Instant::now();
+        let check = async {
+            if self.clustered {
+                self.cluster_health().await
+            } else {
+                self.standalone_health().await
+            }
+        };
+        match tokio::time::timeout(self.timeout, check).await {
+            Ok(report) => report,
+            Err(_) => HealthReport::failed(
+                "redis",
+                started.elapsed().as_secs_f64() * 1000.0,
+                CacheError::Timeout(self.timeout).to_string(),
+            ),
         }
+    }
+}
+
+impl RedisBackend {
+    /// One PING, within the socket timeout: is the deployment answering at all?
+    pub(crate) async fn ping(&self) -> Result<(), CacheError> {
+        let _: String = self.bounded(self.client.ping(None)).await?;
+        Ok(())
+    }
+
+    /// Health of one server (standalone, or the primary of a sentinel group).
+    async fn standalone_health(&self) -> HealthReport {
         let started = Instant::now();
         let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
         let pong: Result<String, _> = self.bounded(self.client.ping(None)).await;

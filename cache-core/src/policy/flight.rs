@@ -1,22 +1,23 @@
-//! Single flight: the callers of one key in one process share one trip to the cache and, on a
+//! Single flight: the callers of one key in one cache share one trip to the cache and, on a
 //! miss, one run of the body.
 //!
 //! The first caller of a key becomes its *leader* and gets a [`Leader`] guard; callers that arrive
-//! while it runs become *waiters* and wait for what it publishes: the encoded bytes of the value
-//! (each waiter decodes its own copy, so values need no `Clone`), or nothing (an `Err`, a `None`
-//! that is not cached, a panic, a cancelled leader), after which waiters race to lead again.
+//! while it runs become *waiters* and wait for what it publishes: the encoded bytes of a value
+//! that is in the cache (each waiter decodes its own copy, so values need no `Clone`), or nothing
+//! (an `Err`, a `None` that is not cached, a panic, a cancelled leader, a value whose store was
+//! refused), after which every waiter runs its own body at once, as it would without a cache.
 //!
-//! The table holds an entry only while its leader is alive: the guard removes it when the leader
-//! finishes, and its `Drop` removes it when the leader is cancelled or panics. A std `Mutex`
+//! The table holds an entry only while its leader is alive: the leader closes it before it
+//! stores, and its `Drop` removes it when the leader is cancelled or panics. A std `Mutex`
 //! guards the map and is never held across an `.await`.
 //!
 //! Invalidation marks the flights whose keys a pattern matches
 //! ([`FlightTable::invalidate_matching`]): a marked leader's value may predate the change, so it
-//! publishes nothing (its waiters lead again and read afresh) and removes what it stored.
+//! publishes nothing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -35,14 +36,11 @@ struct Flight {
     invalidated: AtomicBool,
 }
 
-/// The in-flight keys of one process (or of one test).
+/// The in-flight keys of one cache.
 #[derive(Debug, Default)]
 pub(crate) struct FlightTable {
     flights: Mutex<HashMap<String, Arc<Flight>>>,
 }
-
-/// The process-wide table that `#[cached]` uses.
-pub(crate) static FLIGHTS: LazyLock<FlightTable> = LazyLock::new(FlightTable::default);
 
 /// The outcome of [`FlightTable::join`].
 #[derive(Debug)]
@@ -94,19 +92,18 @@ impl FlightTable {
         })
     }
 
-    /// Marks every flight whose key matches the glob `pattern` as invalidated, and returns a
-    /// handle on each to wait for its end.
-    pub(crate) fn invalidate_matching(&self, pattern: &str) -> Vec<Waiter> {
-        self.lock()
+    /// Marks every flight whose key matches the glob `pattern` as invalidated; returns how many.
+    pub(crate) fn invalidate_matching(&self, pattern: &str) -> usize {
+        let flights = self.lock();
+        let mut marked = 0;
+        for (_, flight) in flights
             .iter()
             .filter(|(key, _)| cache_keys::pattern::matches(pattern, key))
-            .map(|(_, flight)| {
-                flight.invalidated.store(true, Ordering::SeqCst);
-                Waiter {
-                    state: flight.state.subscribe(),
-                }
-            })
-            .collect()
+        {
+            flight.invalidated.store(true, Ordering::SeqCst);
+            marked += 1;
+        }
+        marked
     }
 
     /// How many keys are in flight.
@@ -135,13 +132,18 @@ impl Leader<'_> {
         self.flight.invalidated.load(Ordering::SeqCst)
     }
 
-    /// Ends the flight, handing `value` (encoded) to the waiters; `None` lets one of them lead.
-    /// An invalidated flight hands out nothing: its value may predate the invalidation.
-    ///
-    /// The entry leaves the table first, so a caller arriving afterwards finds the value in the
-    /// cache (the leader stored it before publishing) instead of joining a finished flight.
-    pub(crate) fn publish(self, value: Option<Bytes>) {
+    /// Takes the flight out of the table: callers arriving from now on read the cache instead
+    /// of waiting for this leader. Called before the store, so that nobody who starts after the
+    /// store was sent is handed its value: an invalidation may have run in between.
+    pub(crate) fn close(&self) {
         self.table.remove(&self.key, &self.flight);
+    }
+
+    /// Ends the flight, handing `value` (encoded) to the waiters; `None` sends them to run their
+    /// own bodies. An invalidated flight hands out nothing: its value may predate the
+    /// invalidation.
+    pub(crate) fn publish(self, value: Option<Bytes>) {
+        self.close();
         let value = value.filter(|_| !self.invalidated());
         self.flight.state.send_replace(State::Done(value));
         // `Drop` runs next and finds the flight done.
@@ -165,6 +167,7 @@ impl Drop for Leader<'_> {
 
 impl Waiter {
     /// What the leader published: its encoded value, or `None` when it has nothing to share.
+    /// Cancel-safe: dropping the future only stops waiting.
     pub(crate) async fn outcome(mut self) -> Option<Bytes> {
         let state = self
             .state
@@ -182,6 +185,7 @@ impl Waiter {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::LazyLock;
     use std::time::Duration;
 
     fn leader(join: Join<'_>) -> Leader<'_> {
@@ -225,21 +229,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn invalidated_flights_publish_nothing_and_can_be_awaited() {
+    async fn invalidated_flights_publish_nothing() {
         let table = FlightTable::default();
         let lead = leader(table.join("user:1"));
         let other = leader(table.join("post:1"));
         let wait = waiter(table.join("user:1"));
-        let marked = table.invalidate_matching("user:*");
-        assert_eq!(marked.len(), 1);
+        assert_eq!(table.invalidate_matching("user:*"), 1);
         assert!(lead.invalidated() && !other.invalidated());
         lead.publish(Some(Bytes::from_static(b"old")));
         assert_eq!(wait.outcome().await, None);
-        for m in marked {
-            assert_eq!(m.outcome().await, None);
-        }
         other.publish(Some(Bytes::from_static(b"new")));
-        assert!(table.invalidate_matching("*").is_empty());
+        assert_eq!(table.invalidate_matching("*"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_closed_flight_takes_no_new_waiters_but_serves_its_own() {
+        let table = FlightTable::default();
+        let lead = leader(table.join("k"));
+        let early = waiter(table.join("k"));
+        lead.close();
+        let late = leader(table.join("k"));
+        lead.publish(Some(Bytes::from_static(b"v")));
+        assert_eq!(early.outcome().await.as_deref(), Some(&b"v"[..]));
+        assert_eq!(table.len(), 1, "the late caller leads a flight of its own");
+        drop(late);
+        assert_eq!(table.len(), 0);
     }
 
     #[tokio::test]

@@ -1,0 +1,66 @@
+//! Leases: what fences a store against the invalidations that ran while its value was computed,
+//! across processes (the technique of memcache's leases, Nishtala et al., NSDI 2013).
+//!
+//! A caller that misses takes a lease by writing a *marker* into the key's own slot, only if the
+//! key is empty (`SET NX`, in the same round trip as the read). It then computes the value and
+//! stores it only if the slot still holds its marker (a compare-and-set). An invalidation deletes
+//! the key, and the marker with it, so a value computed from data read before the invalidation
+//! can never land after it, whichever process computed it and whether or not its caller is still
+//! there to see the store. A caller that finds another caller's marker waits for its value instead
+//! of computing it too: stampede protection across processes.
+//!
+//! A marker starts with the value header's magic and a format version no value uses, so that a
+//! marker is never decoded as a value and no value is mistaken for a marker.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+
+/// The first bytes of every marker: the value magic, then a version byte values never have.
+const PREFIX: [u8; 4] = [0xCA, 0xCE, 0xFF, b'L'];
+/// The prefix, then 8 bytes unique to this process and 8 counting its leases.
+const MARKER_LEN: usize = PREFIX.len() + 16;
+
+/// What this process puts in its markers so that no other process makes the same one: a
+/// random seed from std's per-process hasher keys, mixed with the pid.
+static PROCESS_SEED: LazyLock<u64> = LazyLock::new(|| {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+});
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh marker, different from every other marker of any process.
+pub(crate) fn new_marker() -> Bytes {
+    let mut marker = Vec::with_capacity(MARKER_LEN);
+    marker.extend_from_slice(&PREFIX);
+    marker.extend_from_slice(&PROCESS_SEED.to_le_bytes());
+    marker.extend_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    Bytes::from(marker)
+}
+
+/// Whether stored bytes are a lease marker rather than a value.
+pub(crate) fn is_marker(bytes: &[u8]) -> bool {
+    bytes.len() == MARKER_LEN && bytes.starts_with(&PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_unique_and_recognised() {
+        let a = new_marker();
+        let b = new_marker();
+        assert_ne!(a, b);
+        assert!(is_marker(&a) && is_marker(&b));
+        let value = crate::codec::encode_value(crate::codec::CodecKind::Bincode, &42u64).unwrap();
+        assert!(!is_marker(&value));
+        assert!(
+            crate::codec::decode_value::<u64>(&a).is_err(),
+            "a marker never decodes as a value"
+        );
+    }
+}

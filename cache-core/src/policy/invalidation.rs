@@ -1,0 +1,195 @@
+//! Deletes and invalidation, and the replay of the ones that could not reach the backend.
+//!
+//! A delete is idempotent, and a lost one leaves a stale value behind: a failed one is tried
+//! again after [`RETRY_PAUSES`] (not after a timeout or with the breaker open: Redis is sick, and
+//! the call must not pay another timeout), then kept in the [pending set](super::pending) and
+//! replayed by the background task as soon as Redis answers. That happens whatever the failure
+//! policy: failing loudly, the caller also gets the error.
+
+use std::future::Future;
+use std::time::Duration;
+
+use cache_keys::pattern;
+
+use super::pending::Added;
+use super::{on_store, Policy};
+use crate::backend::Backend;
+use crate::stats::Event;
+use crate::CacheError;
+
+/// Pauses before the second and third tries of a failed delete.
+const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(20), Duration::from_millis(100)];
+
+/// Whether a failed delete is worth another try now.
+fn retryable<T>(result: &Result<T, CacheError>) -> bool {
+    matches!(
+        result,
+        Err(e) if !matches!(
+            e,
+            CacheError::CircuitOpen | CacheError::Timeout(_) | CacheError::InvalidPattern { .. }
+        )
+    )
+}
+
+/// Refuses malformed patterns and patterns that match every key (emptying the cache takes
+/// `clear_all`, or `allow_all` on the attribute).
+pub(crate) fn check_pattern(glob: &str) -> Result<(), CacheError> {
+    let invalid = |reason: String| CacheError::InvalidPattern {
+        pattern: glob.to_owned(),
+        reason,
+    };
+    pattern::validate(glob).map_err(|e| invalid(e.to_string()))?;
+    if pattern::matches_everything(glob) {
+        return Err(invalid(
+            "it matches every key; call clear_all() to empty the cache on purpose".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+impl Policy {
+    /// Removes `keys`; how many existed.
+    pub(crate) async fn delete_keys(&self, keys: &[&str]) -> Result<u64, CacheError> {
+        let Some(store) = &self.store else {
+            tokio::task::coop::consume_budget().await;
+            return Ok(0);
+        };
+        let result = retried(|| {
+            self.guarded(
+                store,
+                |s| async move { on_store!(s, |b| b.delete(keys).await) },
+            )
+        })
+        .await;
+        match result {
+            Ok(removed) => {
+                self.count(Event::Delete, removed);
+                Ok(removed)
+            }
+            Err(error) => {
+                for key in keys {
+                    self.keep(self.pending.add_key(key), key, &error);
+                }
+                self.count_failure("delete", &error);
+                self.settle(Err(error), 0)
+            }
+        }
+    }
+
+    /// Removes every key matching the (checked) glob `pattern`; how many were removed.
+    pub(crate) async fn delete_matching(&self, pattern: &str) -> Result<u64, CacheError> {
+        let Some(store) = &self.store else {
+            tokio::task::coop::consume_budget().await;
+            return Ok(0);
+        };
+        let result = retried(|| {
+            self.guarded(store, |s| async move {
+                on_store!(s, |b| b.clear_pattern(pattern).await)
+            })
+        })
+        .await;
+        match result {
+            Ok(removed) => {
+                self.count(Event::Delete, removed);
+                Ok(removed)
+            }
+            Err(error) => {
+                self.keep(self.pending.add(pattern), pattern, &error);
+                self.count_failure("clear_pattern", &error);
+                self.settle(Err(error), 0)
+            }
+        }
+    }
+
+    /// After an `#[invalidate_cache]` body succeeded: marks the running computations of matching
+    /// keys (before and after the delete, so none of them shares a value that may predate it)
+    /// and deletes what each pattern matches. Every pattern is tried; failing loudly, the first
+    /// error is returned after all were tried (the failed ones are pending either way).
+    pub(crate) async fn invalidate(
+        &self,
+        patterns: &[String],
+        allow_all: bool,
+    ) -> Result<(), CacheError> {
+        let mut first_error = None;
+        for glob in patterns {
+            self.flights.invalidate_matching(glob);
+            let result = match pattern::literal_key(glob) {
+                Some(key) => self.delete_keys(&[key.as_str()]).await,
+                None if allow_all && pattern::matches_everything(glob) => {
+                    self.delete_matching("*").await
+                }
+                None => match check_pattern(glob) {
+                    Ok(()) => self.delete_matching(glob).await,
+                    Err(error) => Err(error),
+                },
+            };
+            self.flights.invalidate_matching(glob);
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Keeps an invalidation that failed for replay, or reports that it could not.
+    fn keep(&self, added: Added, what: &str, error: &CacheError) {
+        match added {
+            Added::Kept => {
+                tracing::debug!(pattern = what, %error, "invalidation kept for replay");
+                self.wake.notify_one();
+            }
+            Added::Dropped => {
+                self.count(Event::Dropped, 1);
+                tracing::error!(
+                    pattern = what,
+                    %error,
+                    "invalidation lost: Redis is unreachable and the pending set is full; \
+                     the keys it covers may serve old values until they expire"
+                );
+            }
+        }
+    }
+
+    /// Replays the pending invalidations; true when none is left. Called by the background task
+    /// once Redis answers, before the breaker lets calls through again.
+    pub(crate) async fn replay_pending(&self) -> bool {
+        let Some(store) = &self.store else {
+            return true;
+        };
+        let mut replayed = 0;
+        for (glob, number) in self.pending.snapshot() {
+            let result = match pattern::literal_key(&glob) {
+                Some(key) => on_store!(store, |b| b.delete(&[key.as_str()]).await).map(drop),
+                None => on_store!(store, |b| b.clear_pattern(&glob).await).map(drop),
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "replay of pending invalidations interrupted");
+                return false;
+            }
+            self.pending.remove(&glob, number);
+            self.count(Event::Replayed, 1);
+            replayed += 1;
+        }
+        if replayed > 0 {
+            tracing::info!(replayed, "pending invalidations replayed");
+        }
+        self.pending.len() == 0
+    }
+}
+
+/// Runs `call`, then again after each of [`RETRY_PAUSES`] while it fails retryably.
+async fn retried<T, F, Fut>(mut call: F) -> Result<T, CacheError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CacheError>>,
+{
+    let mut result = call().await;
+    for pause in RETRY_PAUSES {
+        if !retryable(&result) {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        result = call().await;
+    }
+    result
+}

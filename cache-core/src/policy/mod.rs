@@ -1,0 +1,435 @@
+//! The policy layer: everything between the public API and the backends that decides *whether*
+//! and *how* the backend is asked, and what a failure becomes.
+//!
+//! It owns, for one cache: caching on or off, fail silently or loudly, the circuit breaker, the
+//! retries of deletes, the counters and the rate-limited logging ([`Policy`], this file); the
+//! read-through with its single flight and leases ([`read_through`]); invalidation with the set of
+//! pending invalidations replayed after an outage ([`invalidation`]); and the background task that
+//! probes Redis and replays. The layers above only encode, decode and delegate.
+//!
+//! The guarantees it keeps (each has a test in `integration-tests`):
+//! - after an invalidation returned, no caller in this process gets a value computed before it,
+//!   even when Redis was down at the time (the delete is kept and replayed, and the keys it covers
+//!   are misses meanwhile), and no process stores such a value afterwards (stores are fenced by
+//!   leases);
+//! - a call pays at most one socket timeout: a read that timed out means Redis is sick, so that
+//!   call neither reads again nor stores, and the breaker opens at once;
+//! - paths that do not await the backend still yield to tokio's scheduler (cooperative budget),
+//!   so callers in a tight loop cannot starve the runtime.
+
+mod breaker;
+mod flight;
+mod invalidation;
+mod pending;
+mod read_through;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::backend::memory::MemoryBackend;
+use crate::backend::redis::RedisBackend;
+use crate::backend::Backend;
+use crate::codec::{decode_value, encode_value};
+use crate::config::BackendConfig;
+use crate::runtime::IoRuntime;
+use crate::stats::{Counters, Event};
+use crate::{fingerprint, lease, offload};
+use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
+
+use breaker::{Admission, Breaker};
+use flight::FlightTable;
+use pending::Pending;
+
+pub(crate) use invalidation::check_pattern;
+pub(crate) use read_through::Cacheable;
+
+/// How long to keep quiet about backend failures after logging one at warn.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+/// How many keys with corrupt values are remembered so that each is logged once.
+const CORRUPT_KEYS_REMEMBERED: u64 = 10_000;
+
+/// Where the bytes live.
+pub(crate) enum Store {
+    Redis(RedisBackend),
+    Memory(MemoryBackend),
+}
+
+/// Runs the same call on whichever backend the store is.
+macro_rules! on_store {
+    ($store:expr, |$backend:ident| $call:expr) => {
+        match $store {
+            $crate::policy::Store::Redis($backend) => $call,
+            $crate::policy::Store::Memory($backend) => $call,
+        }
+    };
+}
+pub(crate) use on_store;
+
+/// One cache's policy and state. [`Cache`](crate::Cache) is a handle on an `Arc` of it.
+pub(crate) struct Policy {
+    config: CacheConfig,
+    /// `None` when caching is disabled.
+    store: Option<Store>,
+    breaker: Breaker,
+    counters: Counters,
+    pending: Pending,
+    flights: FlightTable,
+    /// Wakes the background task (a failure to replay, the breaker opening).
+    wake: Arc<tokio::sync::Notify>,
+    created: Instant,
+    /// Milliseconds after `created` of the last failure logged at warn, for rate limiting.
+    last_warned_ms: AtomicU64,
+    /// Keys whose corrupt value was already logged.
+    corrupt_logged: moka::sync::Cache<String, ()>,
+    /// The runtime of the Redis connections and the background task; declared last so that it
+    /// stops after the store is dropped.
+    io: Option<IoRuntime>,
+}
+
+/// What a read found.
+pub(crate) enum Read {
+    /// Stored bytes (a value, possibly unreadable).
+    Value(Bytes),
+    /// Nothing, or something that is not a value yet (a lease marker).
+    Absent,
+    /// Another caller holds the key's lease.
+    Leased,
+    /// The backend failed (counted and logged); the failure policy is the caller's to apply.
+    Failed(CacheError),
+}
+
+impl Policy {
+    /// Connects the backend `config` names and starts the background task.
+    pub(crate) async fn start(config: CacheConfig) -> Result<Arc<Policy>, CacheError> {
+        let (store, io) = if !config.enabled() {
+            (None, None)
+        } else {
+            match config.backend() {
+                BackendConfig::Memory { max_bytes } => {
+                    (Some(Store::Memory(MemoryBackend::new(*max_bytes))), None)
+                }
+                BackendConfig::Redis(url) => {
+                    let io = IoRuntime::start()?;
+                    let connect = RedisBackend::connect(
+                        url.clone(),
+                        config.pool_size(),
+                        config.socket_timeout(),
+                        config.tls().clone(),
+                    );
+                    let (backend, started) = io.run(connect).await??;
+                    match started {
+                        Ok(()) => tracing::info!(url = %url, "connected to Redis"),
+                        Err(e) if config.fail_silently() => tracing::warn!(
+                            url = %url,
+                            error = %e,
+                            "Redis is not reachable yet; caching is off until it is (reconnecting in the background)"
+                        ),
+                        Err(e) => return Err(e),
+                    }
+                    (Some(Store::Redis(backend)), Some(io))
+                }
+            }
+        };
+        tracing::debug!(config = %config, "cache created");
+        let policy = Arc::new(Policy {
+            breaker: Breaker::new(config.breaker_threshold(), config.breaker_probe_interval()),
+            config,
+            store,
+            counters: Counters::default(),
+            pending: Pending::default(),
+            flights: FlightTable::default(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            created: Instant::now(),
+            last_warned_ms: AtomicU64::new(u64::MAX),
+            corrupt_logged: moka::sync::Cache::builder()
+                .max_capacity(CORRUPT_KEYS_REMEMBERED)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            io,
+        });
+        if let Some(io) = &policy.io {
+            io.spawn(background(
+                Arc::downgrade(&policy),
+                Arc::clone(&policy.wake),
+            ));
+        }
+        Ok(policy)
+    }
+
+    pub(crate) fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// `redis`, `memory`, or `disabled`.
+    pub(crate) fn backend_name(&self) -> &'static str {
+        match self.store {
+            Some(Store::Redis(_)) => "redis",
+            Some(Store::Memory(_)) => "memory",
+            None => "disabled",
+        }
+    }
+
+    /// The store, when caching is enabled.
+    pub(crate) fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            circuit_open: self.breaker.is_tripped(),
+            circuit_opens: self.breaker.times_opened(),
+            invalidations_pending: self.pending.len() as u64,
+            ..self.counters.snapshot()
+        }
+    }
+
+    pub(crate) fn count(&self, event: Event, n: u64) {
+        self.counters.add(event, n);
+    }
+
+    /// Whether a pending invalidation covers `key` (reads of it are misses until it is replayed).
+    pub(crate) fn pending_covers(&self, key: &str) -> bool {
+        self.pending.covers(key)
+    }
+
+    /// How many keys are being computed right now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.flights.len()
+    }
+
+    /// Runs `call` on the store through the breaker: skipped (without awaiting the backend, but
+    /// yielding to the scheduler) while it is open, and its outcome recorded.
+    pub(crate) async fn guarded<'s, T, F, Fut>(
+        &'s self,
+        store: &'s Store,
+        call: F,
+    ) -> Result<T, CacheError>
+    where
+        F: FnOnce(&'s Store) -> Fut,
+        Fut: std::future::Future<Output = Result<T, CacheError>>,
+    {
+        if let Store::Memory(_) = store {
+            // Completes without awaiting anything: keep the cooperative budget honest.
+            tokio::task::coop::consume_budget().await;
+            return call(store).await;
+        }
+        let admission = self.breaker.admit();
+        if admission == Admission::Skip {
+            tokio::task::coop::consume_budget().await;
+            return Err(CacheError::CircuitOpen);
+        }
+        let result = call(store).await;
+        let outcome = match &result {
+            Err(CacheError::Timeout(_)) => breaker::Outcome::TimedOut,
+            Err(e) if e.is_connection() => breaker::Outcome::Failed,
+            _ => breaker::Outcome::Answered,
+        };
+        if self.breaker.record(admission, outcome) {
+            if let Err(e) = &result {
+                tracing::warn!(
+                    error = %e,
+                    probe_every = ?self.breaker.probe_interval(),
+                    "circuit breaker opened: Redis is skipped until it answers a probe"
+                );
+            }
+            self.wake.notify_one();
+        }
+        result
+    }
+
+    /// A plain read of `key`: absent when a pending invalidation covers it; a lease marker reads
+    /// as [`Read::Leased`]. Counts failures, not misses.
+    pub(crate) async fn read(&self, key: &str) -> Read {
+        let Some(store) = &self.store else {
+            tokio::task::coop::consume_budget().await;
+            return Read::Absent;
+        };
+        if self.pending.covers(key) {
+            tokio::task::coop::consume_budget().await;
+            return Read::Absent;
+        }
+        match self
+            .guarded(store, |s| async move { on_store!(s, |b| b.get(key).await) })
+            .await
+        {
+            Ok(Some(bytes)) if lease::is_marker(&bytes) => Read::Leased,
+            Ok(Some(bytes)) => Read::Value(bytes),
+            Ok(None) => Read::Absent,
+            Err(e) => {
+                self.count_failure("get", &e);
+                Read::Failed(e)
+            }
+        }
+    }
+
+    /// Encodes a value for storing: the codec behind the header, LZ4 when the value is large
+    /// enough (feature `compression`), off the executor's worker when values of its type were
+    /// large before.
+    pub(crate) fn encode<V: Serialize + ?Sized>(&self, value: &V) -> Result<Bytes, CacheError> {
+        let config = &self.config;
+        let min = config.offload_min_bytes();
+        let fingerprint = fingerprint::of::<V>();
+        let bytes = offload::run(min > 0 && offload::was_large(fingerprint), || {
+            let bytes = encode_value(config.codec(), value)?;
+            #[cfg(feature = "compression")]
+            let bytes = crate::codec::compress(bytes, config.compress_min_bytes());
+            Ok::<_, CacheError>(bytes)
+        })?;
+        offload::remember(fingerprint, min > 0 && bytes.len() >= min);
+        Ok(Bytes::from(bytes))
+    }
+
+    /// Decodes stored bytes, counting a hit, or a corrupt miss (logged once per key).
+    pub(crate) fn decode<V: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Option<V> {
+        let min = self.config.offload_min_bytes();
+        match offload::run(min > 0 && bytes.len() >= min, || decode_value(bytes)) {
+            Ok(value) => {
+                self.count(Event::Hit, 1);
+                Some(value)
+            }
+            Err(e) => {
+                self.count(Event::Miss, 1);
+                self.count(Event::Corrupt, 1);
+                if !self.corrupt_logged.contains_key(key) {
+                    self.corrupt_logged.insert(key.to_owned(), ());
+                    tracing::warn!(
+                        key,
+                        error = %e,
+                        bytes = bytes.len(),
+                        "unreadable cached value treated as a miss (logged once per key)"
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// Refuses values over `CACHE_MAX_VALUE_BYTES`, whatever the failure policy: a value that
+    /// size is the caller's to fix, not a Redis failure to hide.
+    pub(crate) fn check_size(&self, size: usize) -> Result<(), CacheError> {
+        let max = self.config.max_value_bytes();
+        if size > max {
+            return Err(CacheError::ValueTooLarge { size, max });
+        }
+        Ok(())
+    }
+
+    /// Counts a failure (a skipped call apart from the others) and logs it, rate-limited.
+    pub(crate) fn count_failure(&self, op: &'static str, error: &CacheError) {
+        if let CacheError::CircuitOpen = error {
+            self.count(Event::ShortCircuit, 1);
+        } else {
+            self.count(Event::Error, 1);
+            self.log_failure(op, error);
+        }
+    }
+
+    /// The failure policy for an error already counted: `fallback` when failing silently, the
+    /// error otherwise.
+    pub(crate) fn settle<T>(
+        &self,
+        result: Result<T, CacheError>,
+        fallback: T,
+    ) -> Result<T, CacheError> {
+        match result {
+            Err(_) if self.config.fail_silently() => Ok(fallback),
+            result => result,
+        }
+    }
+
+    /// Counts and logs a failure, then applies the failure policy.
+    pub(crate) fn policy<T>(
+        &self,
+        op: &'static str,
+        result: Result<T, CacheError>,
+        fallback: T,
+    ) -> Result<T, CacheError> {
+        if let Err(error) = &result {
+            self.count_failure(op, error);
+        }
+        self.settle(result, fallback)
+    }
+
+    /// Logs a backend failure at warn at most once per [`WARN_EVERY`], at debug otherwise, so an
+    /// outage does not flood the logs.
+    fn log_failure(&self, op: &'static str, error: &CacheError) {
+        let now_ms = self.created.elapsed().as_millis() as u64;
+        let last = self.last_warned_ms.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now_ms.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
+        if due
+            && self
+                .last_warned_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let errors = self.counters.snapshot().errors;
+            tracing::warn!(op, %error, errors, fail_silently = self.config.fail_silently(), "cache backend failure");
+        } else {
+            tracing::debug!(op, %error, "cache backend failure");
+        }
+    }
+
+    /// Asks the backend how it is, within one socket timeout. An answer half-opens a tripped
+    /// breaker and wakes the replay of pending invalidations.
+    pub(crate) async fn health(&self) -> HealthReport {
+        let mut report = match &self.store {
+            Some(Store::Redis(b)) => b.health().await,
+            Some(Store::Memory(b)) => b.health().await,
+            None => HealthReport {
+                uptime_seconds: Some(self.created.elapsed().as_secs()),
+                ..HealthReport::up("disabled", 0.0)
+            },
+        };
+        if let Some(Store::Redis(_)) = &self.store {
+            if report.healthy && (self.breaker.is_tripped() || self.pending.len() > 0) {
+                self.wake.notify_one();
+            }
+            report.circuit = self.breaker.state();
+        }
+        report.invalidations_pending = self.pending.len() as u64;
+        report
+    }
+}
+
+/// The background task of a Redis cache, on its I/O runtime: while the breaker is tripped or
+/// invalidations are pending, every probe interval (or at once when woken) it asks Redis; when
+/// Redis answers it first replays the pending invalidations, then lets calls through again
+/// (half-open). Ends when the cache is dropped.
+async fn background(policy: Weak<Policy>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        let interval = match policy.upgrade() {
+            Some(p) if p.breaker.is_tripped() || p.pending.len() > 0 => p.breaker.probe_interval(),
+            Some(_) => Duration::MAX,
+            None => return,
+        };
+        // Holds no strong reference while it waits, so the cache can be dropped meanwhile.
+        let _ = tokio::time::timeout(interval, wake.notified()).await;
+        let Some(policy) = policy.upgrade() else {
+            return;
+        };
+        if !policy.breaker.is_tripped() && policy.pending.len() == 0 {
+            continue;
+        }
+        let healthy = match &policy.store {
+            Some(Store::Redis(b)) => b.ping().await.is_ok(),
+            _ => true,
+        };
+        if !healthy {
+            policy.breaker.probe_failed();
+            continue;
+        }
+        if policy.replay_pending().await {
+            if policy.breaker.is_tripped() {
+                tracing::info!("Redis answers again; circuit breaker half-open");
+            }
+            policy.breaker.probe_succeeded();
+        } else {
+            policy.breaker.probe_failed();
+        }
+    }
+}

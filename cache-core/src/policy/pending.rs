@@ -1,0 +1,162 @@
+//! Invalidations that could not reach the backend (down, timed out, skipped by the open
+//! breaker), kept until they can be replayed.
+//!
+//! A lost delete leaves the old value in Redis, and Redis may come back with its data (AOF, a
+//! replica promoted): so every failed delete is kept here as a glob pattern (an exact key is
+//! kept escaped) and replayed when Redis answers. Until then, reads in this process of a key that
+//! a pending pattern matches are misses whose results are not stored. The set is bounded; what
+//! does not fit is dropped, counted and logged at error, since it can no longer be guaranteed.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use cache_keys::pattern;
+
+/// At most this many distinct patterns are kept.
+pub(crate) const MAX_PENDING: usize = 10_000;
+
+/// The pending patterns, with a count readable without the lock (the hit path checks it).
+///
+/// Each pattern carries the number of the failure that last added it, so that a replay that
+/// raced with a newer failure of the same pattern does not forget the newer one.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    patterns: Mutex<BTreeMap<String, u64>>,
+    len: AtomicUsize,
+    added: AtomicU64,
+}
+
+/// What [`Pending::add`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Added {
+    /// Kept (or already covered by a kept pattern).
+    Kept,
+    /// The set is full: not kept.
+    Dropped,
+}
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        // Nothing panics while the lock is held, but a poisoned set is still a valid set.
+        self.patterns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps the glob `glob` for replay. Exact patterns already covered by it are folded into it.
+    pub(crate) fn add(&self, glob: &str) -> Added {
+        let number = self.added.fetch_add(1, Ordering::Relaxed);
+        let mut patterns = self.lock();
+        if let Some(kept) = patterns.get_mut(glob) {
+            *kept = number;
+            return Added::Kept;
+        }
+        if pattern::literal_key(glob).is_none() {
+            // A wider pattern replaces the exact keys it covers.
+            patterns.retain(|kept, _| match pattern::literal_key(kept) {
+                Some(key) => !pattern::matches(glob, &key),
+                None => true,
+            });
+        }
+        let added = if patterns.len() < MAX_PENDING {
+            patterns.insert(glob.to_owned(), number);
+            Added::Kept
+        } else {
+            Added::Dropped
+        };
+        self.len.store(patterns.len(), Ordering::Release);
+        added
+    }
+
+    /// Keeps the exact key `key` for replay.
+    pub(crate) fn add_key(&self, key: &str) -> Added {
+        let mut glob = String::with_capacity(key.len() + 4);
+        pattern::push_escaped(&mut glob, key);
+        self.add(&glob)
+    }
+
+    /// How many patterns are pending.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Whether a pending invalidation covers `key`. One atomic load when nothing is pending.
+    #[inline]
+    pub(crate) fn covers(&self, key: &str) -> bool {
+        self.len() != 0 && self.lock().keys().any(|glob| pattern::matches(glob, key))
+    }
+
+    /// A copy of the pending patterns with their numbers, for a replay.
+    pub(crate) fn snapshot(&self) -> Vec<(String, u64)> {
+        self.lock().iter().map(|(g, n)| (g.clone(), *n)).collect()
+    }
+
+    /// Forgets `glob` after a successful replay, unless it failed again since `number`.
+    pub(crate) fn remove(&self, glob: &str, number: u64) {
+        let mut patterns = self.lock();
+        if patterns.get(glob) == Some(&number) {
+            patterns.remove(glob);
+        }
+        self.len.store(patterns.len(), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covers_exact_keys_and_patterns() {
+        let p = Pending::default();
+        assert!(!p.covers("user:1"));
+        p.add_key("user:[1]");
+        assert!(
+            p.covers("user:[1]"),
+            "an exact key with glob characters is kept escaped"
+        );
+        assert!(!p.covers("user:1"));
+        p.add("post:*");
+        assert!(p.covers("post:9") && !p.covers("user:9"));
+        assert_eq!(p.len(), 2);
+        let (glob, number) = p
+            .snapshot()
+            .into_iter()
+            .find(|(g, _)| g == "post:*")
+            .unwrap();
+        p.remove(&glob, number);
+        assert!(!p.covers("post:9"));
+    }
+
+    #[test]
+    fn a_replay_does_not_forget_a_newer_failure() {
+        let p = Pending::default();
+        p.add("user:*");
+        let (glob, number) = p.snapshot().remove(0);
+        p.add("user:*"); // failed again while the replay ran
+        p.remove(&glob, number);
+        assert!(p.covers("user:1"));
+    }
+
+    #[test]
+    fn a_pattern_folds_the_keys_it_covers_and_the_set_is_bounded() {
+        let p = Pending::default();
+        for i in 0..100 {
+            p.add_key(&format!("user:{i}"));
+        }
+        p.add_key("post:1");
+        assert_eq!(p.len(), 101);
+        p.add("user:*");
+        let globs: Vec<String> = p.snapshot().into_iter().map(|(g, _)| g).collect();
+        assert_eq!(globs, ["post:1", "user:*"]);
+        for i in 0..MAX_PENDING {
+            p.add_key(&format!("k:{i}"));
+        }
+        assert_eq!(p.len(), MAX_PENDING);
+        assert_eq!(p.add_key("one:more"), Added::Dropped);
+        assert_eq!(
+            p.add("post:1"),
+            Added::Kept,
+            "an equal pattern is already kept"
+        );
+    }
+}

@@ -1,0 +1,446 @@
+//! Read-through: check the cache, and on a miss compute the value once and store it, fenced.
+//!
+//! 1. **Check**: one plain `GET`. A hit ends here. A failed read (down, timed out, skipped by the
+//!    breaker) ends the cache's part of the call: the body runs, nothing is read again or stored,
+//!    so a hung Redis costs one socket timeout per call at most.
+//! 2. **Single flight** in this cache: the first caller of a cold key leads; the others wait for
+//!    the bytes it stored, or, when it has none to share (an `Err`, an uncached `None`, a panic, a
+//!    cancellation, a refused store), run their own bodies at once, as they would without a cache.
+//!    A call for a key that its own task is computing (a recursive body) runs its body directly.
+//! 3. **Lease**: the leader reads again and, when the key is still empty, takes its lease in the
+//!    same round trip ([`lease`](crate::lease)). When another caller (another process) holds the
+//!    lease, the leader waits for that caller's value, at most the lease TTL.
+//! 4. **Execute** the body, then **store** only if the key still holds the lease: an invalidation
+//!    that ran meanwhile deleted it, so the value, which may predate the change, is dropped. The
+//!    flight is closed to new waiters before the store is sent, so that nobody who starts after an
+//!    invalidation can be handed a value stored before it. A leader dropped before its store
+//!    releases its lease in the background.
+//!
+//! A key that a pending invalidation covers is computed and never stored until the invalidation
+//! has been replayed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::FutureExt as _;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::flight::{Join, Leader};
+use super::{on_store, Policy, Read, Store};
+use crate::backend::Backend;
+use crate::lease;
+use crate::stats::Event;
+use crate::CacheError;
+
+tokio::task_local! {
+    /// The keys the current task computes as a leader, each with the address of its cache.
+    static LEADING: Vec<(usize, String)>;
+}
+
+/// The longest pause between two looks at a key whose lease another caller holds.
+const MAX_LEASE_POLL: Duration = Duration::from_millis(50);
+
+/// How the return value `R` of a computation meets the cache.
+pub(crate) trait Cacheable<R> {
+    /// What is stored.
+    type Stored: Serialize + DeserializeOwned;
+    /// What to store for `ret` and for how long (`None`: the default TTL), or `None` when `ret`
+    /// is not cached.
+    fn store_as<'r>(&self, ret: &'r R) -> Option<(&'r Self::Stored, Option<Duration>)>;
+    /// The return value for a stored value.
+    fn load(&self, stored: Self::Stored) -> R;
+    /// What a cache error becomes when it reaches the caller: `Some(return value)` to return it
+    /// instead of running or returning the body's, `None` to go on (the error is then logged).
+    fn on_error(&self, error: CacheError) -> Option<R>;
+}
+
+/// What the leader found when it went for the lease.
+enum Taken<S> {
+    Lease(LeaseGuard),
+    /// A value another caller stored meanwhile.
+    Value(Bytes, S),
+    /// Neither: compute without storing (another caller's lease outlived the wait, or bytes that
+    /// could not be cleared).
+    Nothing,
+    Failed(CacheError),
+}
+
+/// What waiting for another caller's lease gave.
+enum Waited<S> {
+    Value(Bytes, S),
+    /// The lease went without a value: take it.
+    Free,
+    TimedOut,
+    Failed(CacheError),
+}
+
+impl Policy {
+    /// The body of `#[cached]`, `get_or_compute` and `try_get_or_compute`: see the module docs.
+    pub(crate) async fn read_through<R, P, F>(self: &Arc<Self>, key: &str, plan: &P, body: F) -> R
+    where
+        P: Cacheable<R>,
+        F: Future<Output = R>,
+    {
+        if self.store.is_none() {
+            tokio::task::coop::consume_budget().await;
+            return body.await;
+        }
+        // 1. Check: no lock, no map entry, no key copy on a hit. An absent value is counted as
+        // a miss once per flight, by the leader, however many callers share it.
+        let mut miss_counted = false;
+        match self.read(key).await {
+            Read::Value(bytes) => {
+                if let Some(stored) = self.decode::<P::Stored>(key, &bytes) {
+                    return plan.load(stored);
+                }
+                // Unreadable (another type, version or program): a miss, counted by the decode,
+                // that the store repairs.
+                miss_counted = true;
+            }
+            Read::Absent | Read::Leased => {}
+            Read::Failed(error) => {
+                self.count(Event::Miss, 1);
+                return match self.fail(plan, key, "cache read failed", error) {
+                    Some(ret) => ret,
+                    None => body.await,
+                };
+            }
+        }
+        if self.leading(key) {
+            // A recursive call for the key this task is computing: waiting would never end.
+            self.count_miss(miss_counted);
+            return body.await;
+        }
+        // 2. Single flight.
+        match self.flights.join(key) {
+            Join::Leader(leader) => self.lead(key, plan, leader, miss_counted, body).await,
+            Join::Waiter(waiter) => {
+                if let Some(bytes) = waiter.outcome().await {
+                    if let Some(stored) = self.decode::<P::Stored>(key, &bytes) {
+                        return plan.load(stored);
+                    }
+                }
+                self.count_miss(miss_counted);
+                body.await
+            }
+        }
+    }
+
+    /// Steps 3 and 4, as the key's leader in this cache.
+    async fn lead<R, P, F>(
+        self: &Arc<Self>,
+        key: &str,
+        plan: &P,
+        leader: Leader<'_>,
+        miss_counted: bool,
+        body: F,
+    ) -> R
+    where
+        P: Cacheable<R>,
+        F: Future<Output = R>,
+    {
+        if self.pending.covers(key) {
+            // Redis may still hold a value from before an invalidation it has not seen yet.
+            self.count_miss(miss_counted);
+            drop(leader);
+            return self.compute(key, body).await;
+        }
+        let lease = match self.take_lease::<P::Stored>(key).await {
+            Taken::Lease(lease) => lease,
+            Taken::Value(bytes, stored) => {
+                leader.publish(Some(bytes));
+                return plan.load(stored);
+            }
+            Taken::Nothing => {
+                self.count_miss(miss_counted);
+                drop(leader);
+                return self.compute(key, body).await;
+            }
+            Taken::Failed(error) => {
+                self.count_miss(miss_counted);
+                drop(leader);
+                return match self.fail(plan, key, "cache read failed", error) {
+                    Some(ret) => ret,
+                    None => self.compute(key, body).await,
+                };
+            }
+        };
+        self.count_miss(miss_counted);
+        let ret = self.compute(key, body).await;
+
+        // The borrow of `ret` ends in this block, before any `.await`, so the future stays `Send`
+        // for values that are `Send` but not `Sync`.
+        let encoded = plan
+            .store_as(&ret)
+            .map(|(stored, ttl)| self.encode(stored).map(|bytes| (bytes, ttl)));
+        let (bytes, ttl) = match encoded {
+            Some(Ok(encoded)) => encoded,
+            None => {
+                lease.release().await;
+                return ret;
+            }
+            Some(Err(error)) => {
+                lease.release().await;
+                return self
+                    .route(
+                        plan,
+                        key,
+                        "value not cached: it could not be encoded",
+                        error,
+                    )
+                    .unwrap_or(ret);
+            }
+        };
+        if let Err(error) = self.check_size(bytes.len()) {
+            // Too large to store: the caller still gets its value; the waiters compute theirs.
+            tracing::warn!(key, %error, "value not cached");
+            lease.release().await;
+            return ret;
+        }
+        leader.close();
+        if leader.invalidated() || self.pending.covers(key) {
+            // An invalidation ran while the body did: the value may predate it.
+            lease.release().await;
+            return ret;
+        }
+        let ttl = ttl.unwrap_or(self.config.default_ttl());
+        match lease.store(bytes.clone(), ttl).await {
+            Ok(true) => {
+                self.count(Event::Set, 1);
+                leader.publish(Some(bytes));
+            }
+            // The lease is gone: an invalidation deleted it (or it expired). Not stored.
+            Ok(false) => {}
+            Err(error) => {
+                self.count_failure("set", &error);
+                if let Some(ret) = self.fail(plan, key, "cache write failed", error) {
+                    return ret;
+                }
+            }
+        }
+        ret
+    }
+
+    /// Reads the key again as its leader and takes its lease when it is empty.
+    async fn take_lease<S: DeserializeOwned>(self: &Arc<Self>, key: &str) -> Taken<S> {
+        let Some(store) = &self.store else {
+            return Taken::Nothing;
+        };
+        let new_marker = lease::new_marker();
+        let marker = &new_marker;
+        let lease_ttl = self.config.lease_ttl();
+        let deadline = Instant::now() + lease_ttl;
+        let mut cleared = false;
+        loop {
+            let found = self
+                .guarded(store, |s| async move {
+                    on_store!(s, |b| b.get_or_lease(key, marker, lease_ttl).await)
+                })
+                .await;
+            let bytes = match found {
+                Ok(None) => {
+                    return Taken::Lease(LeaseGuard {
+                        policy: Arc::clone(self),
+                        key: key.to_owned(),
+                        marker: new_marker,
+                        armed: true,
+                    })
+                }
+                Ok(Some(bytes)) => bytes,
+                Err(error) => {
+                    self.count_failure("get", &error);
+                    return Taken::Failed(error);
+                }
+            };
+            if lease::is_marker(&bytes) {
+                match self.await_holder::<S>(key, deadline).await {
+                    Waited::Value(bytes, stored) => return Taken::Value(bytes, stored),
+                    Waited::Free => continue,
+                    Waited::TimedOut => return Taken::Nothing,
+                    Waited::Failed(error) => return Taken::Failed(error),
+                }
+            }
+            if let Some(stored) = self.decode_quietly::<S>(&bytes) {
+                return Taken::Value(bytes, stored);
+            }
+            // Unreadable bytes (already counted by the first read): clear them, once, so that
+            // the lease can be taken and the store repairs the key.
+            if cleared {
+                return Taken::Nothing;
+            }
+            cleared = true;
+            let bytes = &bytes;
+            let _ = self
+                .guarded(store, |s| async move {
+                    on_store!(s, |b| b.delete_if_holds(key, bytes).await)
+                })
+                .await;
+        }
+    }
+
+    /// Waits for the caller that holds `key`'s lease to store its value, looking again after
+    /// growing pauses, until `deadline`.
+    async fn await_holder<S: DeserializeOwned>(&self, key: &str, deadline: Instant) -> Waited<S> {
+        let mut pause = Duration::from_millis(2);
+        loop {
+            if Instant::now() + pause > deadline {
+                return Waited::TimedOut;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_LEASE_POLL);
+            match self.read(key).await {
+                Read::Leased => {}
+                Read::Absent => return Waited::Free,
+                Read::Value(bytes) => {
+                    return match self.decode_quietly::<S>(&bytes) {
+                        Some(stored) => Waited::Value(bytes, stored),
+                        None => Waited::Free,
+                    }
+                }
+                Read::Failed(error) => return Waited::Failed(error),
+            }
+        }
+    }
+
+    /// Decodes bytes a leader found, counting a hit; unreadable bytes are not counted again.
+    fn decode_quietly<S: DeserializeOwned>(&self, bytes: &[u8]) -> Option<S> {
+        let stored = crate::codec::decode_value::<S>(bytes).ok()?;
+        self.count(Event::Hit, 1);
+        Some(stored)
+    }
+
+    fn count_miss(&self, already_counted: bool) {
+        if !already_counted {
+            self.count(Event::Miss, 1);
+        }
+    }
+
+    /// Runs `body` as the computation of `key`, so that a call for the same key from inside it
+    /// does not wait for itself.
+    async fn compute<F: Future>(&self, key: &str, body: F) -> F::Output {
+        let mut leading = LEADING.try_with(Clone::clone).unwrap_or_default();
+        leading.push((self.address(), key.to_owned()));
+        LEADING.scope(leading, body).await
+    }
+
+    /// Whether the current task computes `key` of this cache.
+    fn leading(&self, key: &str) -> bool {
+        LEADING
+            .try_with(|leading| {
+                leading
+                    .iter()
+                    .any(|(cache, k)| *cache == self.address() && k == key)
+            })
+            .unwrap_or(false)
+    }
+
+    /// Tells this cache apart from the others in [`LEADING`].
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// A cache failure met by a computation: ignored when failing silently; otherwise
+    /// [routed](Self::route).
+    fn fail<R, P: Cacheable<R>>(
+        &self,
+        plan: &P,
+        key: &str,
+        what: &str,
+        error: CacheError,
+    ) -> Option<R> {
+        if self.config.fail_silently() {
+            return None;
+        }
+        self.route(plan, key, what, error)
+    }
+
+    /// Hands an error to the plan: its replacement return value, or `None` after logging it.
+    fn route<R, P: Cacheable<R>>(
+        &self,
+        plan: &P,
+        key: &str,
+        what: &str,
+        error: CacheError,
+    ) -> Option<R> {
+        match plan.on_error(error.clone()) {
+            Some(ret) => Some(ret),
+            None => {
+                tracing::error!(key, %error, "{what}");
+                None
+            }
+        }
+    }
+}
+
+/// A lease this process holds on a key; released when dropped without storing.
+struct LeaseGuard {
+    policy: Arc<Policy>,
+    key: String,
+    marker: Bytes,
+    armed: bool,
+}
+
+impl LeaseGuard {
+    /// Stores `value` if the key still holds this lease; whether it did. The lease is spent
+    /// either way, unless the store failed (then it is released in the background).
+    async fn store(mut self, value: Bytes, ttl: Duration) -> Result<bool, CacheError> {
+        let Some(store) = &self.policy.store else {
+            return Ok(false);
+        };
+        let (key, marker) = (&self.key, &self.marker);
+        let result = self
+            .policy
+            .guarded(store, |s| async move {
+                on_store!(s, |b| b.set_if_holds(key, marker, value, ttl).await)
+            })
+            .await;
+        self.armed = result.is_err();
+        result
+    }
+
+    /// Gives the lease back, so that the next caller need not wait for it to expire.
+    async fn release(mut self) {
+        self.armed = false;
+        if let Some(store) = &self.policy.store {
+            let (key, marker) = (&self.key, &self.marker);
+            let _ = self
+                .policy
+                .guarded(store, |s| async move {
+                    on_store!(s, |b| b.delete_if_holds(key, marker).await)
+                })
+                .await;
+        }
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // Cancelled or panicked with the lease taken: release it without the caller.
+        let (policy, key, marker) = (
+            Arc::clone(&self.policy),
+            std::mem::take(&mut self.key),
+            self.marker.clone(),
+        );
+        match (&policy.store, &policy.io) {
+            (Some(Store::Memory(b)), _) => {
+                // The memory backend never awaits: this completes at once.
+                let _ = b.delete_if_holds(&key, &marker).now_or_never();
+            }
+            (Some(Store::Redis(_)), Some(io)) => {
+                let task_policy = Arc::clone(&policy);
+                io.spawn(async move {
+                    if let Some(Store::Redis(b)) = &task_policy.store {
+                        let _ = b.delete_if_holds(&key, &marker).await;
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The cache's own I/O runtime: one thread that drives the Redis connections and the cache's
+//! background work (breaker probe, replay of pending invalidations).
+//!
+//! fred spawns its connection tasks on the runtime that connects the pool. Were that the caller's
+//! runtime, the cache would die with it (a `#[tokio::test]` per test, a runtime per CLI command)
+//! and a tight loop of callers could starve its reconnects. On a runtime of its own the cache
+//! works from every runtime in the process, whichever created it, for as long as a handle lives.
+//! Callers only exchange messages with it through channels, which work across runtimes.
+
+use std::future::Future;
+
+use tokio::runtime::{Builder, Handle};
+use tokio::sync::oneshot;
+
+use crate::CacheError;
+
+/// A current-thread runtime driven by a thread of its own, until this value is dropped.
+#[derive(Debug)]
+pub(crate) struct IoRuntime {
+    handle: Handle,
+    /// Dropping it ends the driving thread's `block_on`; the thread then drops the runtime
+    /// (outside any async context, where that is allowed) and with it every task.
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl IoRuntime {
+    /// Starts the thread. Fails only when the OS refuses a thread or the I/O driver.
+    pub(crate) fn start() -> Result<IoRuntime, CacheError> {
+        let runtime = Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                CacheError::Connection(format!("cannot start the cache's I/O runtime: {e}"))
+            })?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("cache-io".to_owned())
+            .spawn(move || {
+                // Ends when the sender is dropped (the error is the signal).
+                let _ = runtime.block_on(stopped);
+            })
+            .map_err(|e| {
+                CacheError::Connection(format!("cannot start the cache's I/O thread: {e}"))
+            })?;
+        Ok(IoRuntime {
+            handle,
+            stop: Some(stop),
+        })
+    }
+
+    /// Runs `future` on the I/O runtime and waits for it from whatever runtime the caller is on.
+    pub(crate) async fn run<F>(&self, future: F) -> Result<F::Output, CacheError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle
+            .spawn(future)
+            .await
+            .map_err(|e| CacheError::Connection(format!("the cache's I/O runtime stopped: {e}")))
+    }
+
+    /// Starts `future` on the I/O runtime without waiting for it.
+    pub(crate) fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        drop(self.handle.spawn(future));
+    }
+}
+
+impl Drop for IoRuntime {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+    }
+}
