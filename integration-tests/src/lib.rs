@@ -451,6 +451,7 @@ mod tests {
 
 // Cluster and sentinel harnesses (issue #6).
 pub mod cluster;
+pub mod proxy;
 pub mod sentinel;
 
 /// Sends one command to whatever listens on `127.0.0.1:{port}` (a server, a sentinel, a cluster
