@@ -1,0 +1,93 @@
+//! A hung Redis (SIGSTOP: connections stay open, nothing answers) with REDIS_SOCKET_TIMEOUT=1.
+//!
+//! The contract: "a call pays at most one socket timeout", and "a circuit breaker stops paying
+//! the socket timeout on every call while Redis is down"; `health_check` never hangs past the
+//! timeout either.
+//!
+//! Its own test binary: it sets up the process-wide cache that `#[cached]` uses.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use cache_core::{cached, CacheConfig};
+use integration_tests::RedisServer;
+
+const TIMEOUT: Duration = Duration::from_secs(1);
+/// Scheduling slack on a loaded 2-core machine.
+const SLACK: Duration = Duration::from_millis(100);
+
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(ttl = 60, key_prefix = "hung")]
+async fn lookup(id: u64) -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    id * 3
+}
+
+/// Resumes the server when dropped, so that a failed assertion does not leave it stopped.
+struct Resume<'a>(&'a RedisServer);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        self.0.resume();
+    }
+}
+
+/// Against a stopped server: one cold call returns within one timeout, 20 more cold calls within
+/// two timeouts in all (the breaker opens), and `health_check` within one timeout; every call
+/// returns the body's value.
+#[tokio::test]
+async fn a_hung_server_costs_one_timeout_per_call_at_most() {
+    let server = RedisServer::start();
+    let config = CacheConfig::builder()
+        .url(server.url())
+        .socket_timeout(TIMEOUT)
+        .build()
+        .unwrap();
+    let cache = cache_core::init(config).await.unwrap();
+
+    // Warm and connected: a miss, then a hit.
+    assert_eq!(lookup(1).await, 3);
+    assert_eq!(lookup(1).await, 3);
+    assert_eq!(RUNS.load(SeqCst), 1, "{:?}", cache.stats());
+    assert!(cache.health_check().await.healthy);
+
+    server.pause();
+    let _resume = Resume(&server);
+
+    let started = Instant::now();
+    assert_eq!(lookup(1000).await, 3000);
+    let one = started.elapsed();
+    println!("one cold call against the stopped server: {one:?}");
+
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for id in 2000..2020 {
+        let call = Instant::now();
+        assert_eq!(lookup(id).await, id * 3);
+        slowest = slowest.max(call.elapsed());
+    }
+    let twenty = started.elapsed();
+    println!(
+        "20 more cold calls: {twenty:?} (slowest {slowest:?}); {:?}",
+        cache.stats()
+    );
+
+    let started = Instant::now();
+    let report = cache.health_check().await;
+    let health = started.elapsed();
+    println!("health_check: {health:?}: {report:?}");
+
+    assert!(one < TIMEOUT + SLACK, "one call took {one:?}");
+    assert!(
+        slowest < TIMEOUT + SLACK,
+        "the slowest of the 20 calls took {slowest:?}"
+    );
+    assert!(
+        twenty < 2 * TIMEOUT,
+        "20 calls took {twenty:?}: the breaker did not spare them the timeout"
+    );
+    assert!(!report.healthy, "{report:?}");
+    assert!(health < TIMEOUT + SLACK, "health_check took {health:?}");
+    assert_eq!(RUNS.load(SeqCst), 1 + 1 + 20);
+}
