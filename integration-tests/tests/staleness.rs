@@ -1,0 +1,770 @@
+//! The staleness checker: two processes share one cache Redis and one "database" (a second
+//! redis-server), write and read 40 versioned ids, and every read is checked against the newest
+//! update that had already returned, in either process, when the read began.
+//!
+//! The guarantee: after an invalidation returned, no reader anywhere (this process or another)
+//! gets a value computed from data older than that update.
+//!
+//! - Database: `ver:{id}`, bumped with `INCR` by the `#[invalidate_cache]` function `update`, read
+//!   with `GET` by the `#[cached]` function `read` (key `stale:read:{id}`), over a tiny RESP
+//!   client of this file, never through cache-core.
+//! - Writers (4 per process): once `update(id)` returned version `v`, they record when and in
+//!   which process (`HSET committed_at {id}:{v} <micros>:<process>`) and then publish it:
+//!   `ZADD committed GT v id`.
+//! - Readers (16 per process): `ZSCORE committed id` is the floor, read before the call begins;
+//!   the call returns `(id, version)`. Stale: `version < floor`. Wrong: another id, or a version
+//!   the database has not reached yet.
+//! - The second process is this test binary run again with `STALENESS_CHILD` set; it prints its
+//!   counts as one `STALENESS_RESULT` line, and exits when its stdin closes (the parent died) or
+//!   past a deadline.
+//! - Phases, each with both processes under load: no fault; the cache server SIGKILLed and
+//!   restarted with its data (AOF, fsync always); the cache server hung (SIGSTOP for 1.5 s); and
+//!   half the readers calling under random 0-5 ms deadlines, so leaders are dropped at every
+//!   await point (timed-out reads are not counted; every later read is checked).
+//!
+//! Why a stale read it reports is real: the database is one redis-server, so its commands have
+//! one order. The floor's `ZADD` was sent after `update` returned (its invalidation included) and
+//! was executed before the reader's `ZSCORE`, whose reply came before the read began: the update
+//! returned before the read began. Versions come from `INCR`, one per update and never reused, so
+//! a read that returned `version < floor` ran its `GET` before the `INCR` to `floor`: its value
+//! was computed from data older than an update that had returned. Both servers are fresh per
+//! run and the cache is flushed between phases, so no value comes from another run.
+//!
+//! `STALENESS_SECONDS` sets each phase's length (default 5 s; about 25 s for the test).
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cache_core::{cached, invalidate_cache, CacheConfig};
+use integration_tests::{block_on, wait_until, RedisServer, Reply};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+/// This test's name, as the child is asked to run it.
+const TEST_NAME: &str = "staleness_across_two_processes";
+/// Set in the child: `<cache url>|<database port>|<seconds>|<phase>`.
+const CHILD_ENV: &str = "STALENESS_CHILD";
+/// How the child reports: this prefix, then `name=value` pairs.
+const RESULT_PREFIX: &str = "STALENESS_RESULT";
+const IDS: u64 = 40;
+const WRITERS: u64 = 4;
+const READERS: u64 = 16;
+/// The fewest checked reads (both processes) a phase must make for its zero to mean something.
+const MIN_CHECKED: u64 = 5_000;
+
+// ---------------------------------------------------------------------------------------------
+// The database: a second redis-server, over a minimal async RESP client with a small pool.
+
+#[derive(Debug, PartialEq, Eq)]
+enum Resp {
+    Status,
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+}
+
+struct Conn {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+impl Conn {
+    async fn connect(port: u16) -> std::io::Result<Conn> {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream: tokio::io::BufReader::new(stream),
+        })
+    }
+
+    async fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Resp> {
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            request.extend_from_slice(arg);
+            request.extend_from_slice(b"\r\n");
+        }
+        self.stream.get_mut().write_all(&request).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let line = line.trim_end_matches("\r\n");
+        let bad = || {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("database answered {line:?}"),
+            )
+        };
+        let (kind, rest) = line.split_at_checked(1).ok_or_else(bad)?;
+        Ok(match kind {
+            "+" => Resp::Status,
+            ":" => Resp::Int(rest.parse().map_err(|_| bad())?),
+            "$" => {
+                let len: i64 = rest.parse().map_err(|_| bad())?;
+                if len < 0 {
+                    Resp::Bulk(None)
+                } else {
+                    let mut buf = vec![0; len as usize + 2];
+                    self.stream.read_exact(&mut buf).await?;
+                    buf.truncate(len as usize);
+                    Resp::Bulk(Some(buf))
+                }
+            }
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// Idle connections to the database. A call takes one and puts it back only once the reply is
+/// read in full: a call dropped half-way (a cancelled reader) closes its connection.
+struct Db {
+    port: u16,
+    idle: Mutex<Vec<Conn>>,
+}
+
+static DB: OnceLock<Db> = OnceLock::new();
+
+fn db() -> &'static Db {
+    DB.get().expect("the database is set up")
+}
+
+fn io_error(what: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what)
+}
+
+impl Db {
+    async fn call(&self, args: &[&[u8]]) -> std::io::Result<Resp> {
+        let idle = self.idle.lock().unwrap().pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => Conn::connect(self.port).await?,
+        };
+        let reply = tokio::time::timeout(Duration::from_secs(5), conn.call(args))
+            .await
+            .map_err(|_| io_error("database: no answer in 5 s".into()))??;
+        self.idle.lock().unwrap().push(conn);
+        Ok(reply)
+    }
+
+    /// A bulk reply as text (nil: `None`).
+    async fn text(&self, args: &[&[u8]]) -> std::io::Result<Option<String>> {
+        match self.call(args).await? {
+            Resp::Bulk(bytes) => Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned())),
+            other => Err(io_error(format!("not text: {other:?}"))),
+        }
+    }
+
+    /// A reply that is a number: an integer, a bulk string holding one, or nil (0).
+    async fn number(&self, args: &[&[u8]]) -> std::io::Result<u64> {
+        match self.call(args).await? {
+            Resp::Int(n) => u64::try_from(n).map_err(|_| io_error(format!("negative {n}"))),
+            Resp::Bulk(None) => Ok(0),
+            Resp::Bulk(Some(bytes)) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .map(|f| f as u64)
+                .ok_or_else(|| io_error(format!("not a number: {bytes:?}"))),
+            other => Err(io_error(format!("not a number: {other:?}"))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The functions under test.
+
+/// Which process this is: 1 the parent, 2 the child.
+static PROCESS: AtomicU64 = AtomicU64::new(0);
+
+/// The cached read: the id, its version from the database, and the process that computed it.
+#[cached(ttl = 600, key_prefix = "stale")]
+async fn read(id: u64) -> Result<(u64, u64, u64), String> {
+    let version = db()
+        .number(&[b"GET", format!("ver:{id}").as_bytes()])
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((id, version, PROCESS.load(Relaxed)))
+}
+
+/// The versioned update: bumps the version in the database, then invalidates `read(id)`.
+#[invalidate_cache("stale:read:{id}")]
+async fn update(id: u64) -> Result<u64, String> {
+    db().number(&[b"INCR", format!("ver:{id}").as_bytes()])
+        .await
+        .map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load and its counts.
+
+#[derive(Debug, Default)]
+struct Counts {
+    checked: AtomicU64,
+    stale: AtomicU64,
+    /// Of stale reads: those where one process did it all (computed the value, returned the
+    /// update, read): what the in-process guarantee alone should have prevented.
+    stale_local: AtomicU64,
+    wrong: AtomicU64,
+    errors: AtomicU64,
+    timed_out: AtomicU64,
+    writes: AtomicU64,
+    /// Of stale reads: the longest time from the floor's commit to the read's start.
+    max_lag_us: AtomicU64,
+    /// Of stale reads: the largest `floor - version`.
+    max_gap: AtomicU64,
+}
+
+const FIELDS: [&str; 9] = [
+    "checked",
+    "stale",
+    "stale_local",
+    "wrong",
+    "errors",
+    "timed_out",
+    "writes",
+    "max_lag_us",
+    "max_gap",
+];
+
+impl Counts {
+    fn fields(&self) -> [&AtomicU64; 9] {
+        [
+            &self.checked,
+            &self.stale,
+            &self.stale_local,
+            &self.wrong,
+            &self.errors,
+            &self.timed_out,
+            &self.writes,
+            &self.max_lag_us,
+            &self.max_gap,
+        ]
+    }
+
+    fn to_line(&self) -> String {
+        let pairs: Vec<String> = FIELDS
+            .iter()
+            .zip(self.fields())
+            .map(|(name, value)| format!("{name}={}", value.load(Relaxed)))
+            .collect();
+        format!("{RESULT_PREFIX} {}", pairs.join(" "))
+    }
+
+    fn parse(line: &str) -> Counts {
+        let counts = Counts::default();
+        let rest = line.strip_prefix(RESULT_PREFIX).expect("a result line");
+        for pair in rest.split_whitespace() {
+            let (name, value) = pair.split_once('=').expect("name=value");
+            let i = FIELDS
+                .iter()
+                .position(|f| *f == name)
+                .expect("a known field");
+            counts.fields()[i].store(value.parse().expect("a number"), Relaxed);
+        }
+        counts
+    }
+
+    /// Adds `other` in: sums, except the maxima.
+    fn add(&self, other: &Counts) {
+        for (i, (mine, theirs)) in self.fields().into_iter().zip(other.fields()).enumerate() {
+            let theirs = theirs.load(Relaxed);
+            if FIELDS[i].starts_with("max_") {
+                mine.fetch_max(theirs, Relaxed);
+            } else {
+                mine.fetch_add(theirs, Relaxed);
+            }
+        }
+    }
+
+    fn get(&self, name: &str) -> u64 {
+        let i = FIELDS
+            .iter()
+            .position(|f| *f == name)
+            .expect("a known field");
+        self.fields()[i].load(Relaxed)
+    }
+}
+
+fn wall_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_micros() as u64
+}
+
+/// A cheap per-task pseudo-random sequence (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// `process` tells the two processes apart (1: the parent, 2: the child).
+async fn writer(process: u64, seed: u64, stop: Arc<AtomicBool>, counts: Arc<Counts>) {
+    let mut rng = Rng::new(seed);
+    while !stop.load(Relaxed) {
+        let id = rng.next() % IDS;
+        match update(id).await {
+            Ok(version) => {
+                // `update` has returned: record when and where, then publish the version.
+                let at = format!("{}:{process}", wall_us());
+                let field = format!("{id}:{version}");
+                let (v, id) = (version.to_string(), id.to_string());
+                let committed = async {
+                    db().call(&[b"HSET", b"committed_at", field.as_bytes(), at.as_bytes()])
+                        .await?;
+                    db().call(&[b"ZADD", b"committed", b"GT", v.as_bytes(), id.as_bytes()])
+                        .await
+                };
+                match committed.await {
+                    Ok(_) => counts.writes.fetch_add(1, Relaxed),
+                    Err(_) => counts.errors.fetch_add(1, Relaxed),
+                };
+            }
+            Err(_) => {
+                counts.errors.fetch_add(1, Relaxed);
+            }
+        }
+        tokio::time::sleep(Duration::from_micros(rng.next() % 2000)).await;
+    }
+}
+
+async fn reader(process: u64, seed: u64, cancel: bool, stop: Arc<AtomicBool>, counts: Arc<Counts>) {
+    let mut rng = Rng::new(seed);
+    while !stop.load(Relaxed) {
+        let id = rng.next() % IDS;
+        let id_text = id.to_string();
+        // The floor: the newest version whose update had returned before this read begins.
+        let floor = match db()
+            .number(&[b"ZSCORE", b"committed", id_text.as_bytes()])
+            .await
+        {
+            Ok(floor) => floor,
+            Err(_) => {
+                counts.errors.fetch_add(1, Relaxed);
+                continue;
+            }
+        };
+        let began = wall_us();
+        let got = if cancel {
+            let deadline = Duration::from_micros(rng.next() % 5001);
+            match tokio::time::timeout(deadline, read(id)).await {
+                Ok(got) => got,
+                Err(_) => {
+                    counts.timed_out.fetch_add(1, Relaxed);
+                    continue;
+                }
+            }
+        } else {
+            read(id).await
+        };
+        let (got_id, version, computed_by) = match got {
+            Ok(got) => got,
+            Err(_) => {
+                counts.errors.fetch_add(1, Relaxed);
+                continue;
+            }
+        };
+        counts.checked.fetch_add(1, Relaxed);
+        if got_id != id || !(1..=2).contains(&computed_by) {
+            counts.wrong.fetch_add(1, Relaxed);
+        } else if version < floor {
+            counts.stale.fetch_add(1, Relaxed);
+            counts.max_gap.fetch_max(floor - version, Relaxed);
+            let field = format!("{id}:{floor}");
+            // Written before the floor was published, so it is there.
+            if let Ok(Some(at)) = db()
+                .text(&[b"HGET", b"committed_at", field.as_bytes()])
+                .await
+            {
+                let (at, by) = at.split_once(':').expect("<micros>:<process>");
+                let at: u64 = at.parse().expect("micros");
+                counts
+                    .max_lag_us
+                    .fetch_max(began.saturating_sub(at), Relaxed);
+                if by == process.to_string() && computed_by == process {
+                    counts.stale_local.fetch_add(1, Relaxed);
+                }
+            }
+        } else {
+            // A version the database has not reached is garbage, not data.
+            match db().number(&[b"GET", format!("ver:{id}").as_bytes()]).await {
+                Ok(now) if version > now => {
+                    counts.wrong.fetch_add(1, Relaxed);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    counts.errors.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+}
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts 4 writers and 16 readers on the shared runtime (half the readers under deadlines
+/// when `cancel`). `process` (1: the parent, 2: the child) also keeps their random sequences apart.
+fn start_load(cancel: bool, process: u64) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(Counts::default());
+    let tasks = block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..WRITERS {
+            let seed = process * 1000 + w;
+            tasks.push(tokio::spawn(writer(
+                process,
+                seed,
+                stop.clone(),
+                counts.clone(),
+            )));
+        }
+        for r in 0..READERS {
+            let seed = process * 1000 + 100 + r;
+            let cancel = cancel && r % 2 == 0;
+            tasks.push(tokio::spawn(reader(
+                process,
+                seed,
+                cancel,
+                stop.clone(),
+                counts.clone(),
+            )));
+        }
+        tasks
+    });
+    Load {
+        stop,
+        counts,
+        tasks,
+    }
+}
+
+impl Load {
+    fn finish(self) -> Arc<Counts> {
+        self.stop.store(true, Relaxed);
+        block_on(async {
+            for task in self.tasks {
+                task.await.expect("no load task panicked");
+            }
+        });
+        self.counts
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phases, the child process, the test.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    NoFault,
+    KillRestart,
+    Hang,
+    Cancel,
+}
+
+impl Phase {
+    const ALL: [Phase; 4] = [
+        Phase::NoFault,
+        Phase::KillRestart,
+        Phase::Hang,
+        Phase::Cancel,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::NoFault => "no-fault",
+            Phase::KillRestart => "kill-restart",
+            Phase::Hang => "hang",
+            Phase::Cancel => "cancel",
+        }
+    }
+
+    fn from_name(name: &str) -> Phase {
+        *Phase::ALL
+            .iter()
+            .find(|p| p.name() == name)
+            .expect("a phase name")
+    }
+}
+
+fn config(url: &str) -> CacheConfig {
+    CacheConfig::builder()
+        .url(url)
+        .socket_timeout(Duration::from_millis(500))
+        .breaker_probe_interval(Duration::from_millis(200))
+        .build()
+        .expect("config")
+}
+
+/// Points this process at the database, as process 1 (the parent) or 2 (the child).
+fn set_up_database(port: u16, process: u64) {
+    PROCESS.store(process, Relaxed);
+    DB.set(Db {
+        port,
+        idle: Mutex::new(Vec::new()),
+    })
+    .ok()
+    .expect("the database is set up once");
+}
+
+/// The child: the same load, for `seconds` from the parent's go, then its counts on stdout.
+fn child(spec: &str) {
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [cache_url, db_port, seconds, phase] = parts[..] else {
+        panic!("{CHILD_ENV}={spec:?}: expected <cache url>|<db port>|<seconds>|<phase>");
+    };
+    let seconds: f64 = seconds.parse().expect("seconds");
+    let phase = Phase::from_name(phase);
+    // Die with the parent, or after a deadline whatever happens.
+    let limit = Duration::from_secs_f64(seconds + 60.0);
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("staleness child: past its deadline, exiting");
+        std::process::exit(4);
+    });
+    set_up_database(db_port.parse().expect("db port"), 2);
+    block_on(cache_core::init(config(cache_url))).expect("the child's cache");
+    println!("STALENESS_READY");
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut line = String::new();
+        if matches!(stdin.read_line(&mut line), Ok(n) if n > 0) {
+            let _ = go_tx.send(());
+            // Then wait for the parent to go away.
+            while matches!(stdin.read_line(&mut line), Ok(n) if n > 0) {}
+        }
+        std::process::exit(3);
+    });
+    go_rx.recv().expect("the parent's go");
+    let load = start_load(phase == Phase::Cancel, 2);
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let counts = load.finish();
+    println!("{}", counts.to_line());
+    std::io::stdout().flush().unwrap();
+}
+
+struct ChildProcess {
+    process: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl ChildProcess {
+    fn spawn(cache_url: &str, db_port: u16, seconds: f64, phase: Phase) -> ChildProcess {
+        let exe = std::env::current_exe().expect("this test binary");
+        let mut process = Command::new(exe)
+            .args([TEST_NAME, "--exact", "--nocapture"])
+            .env(
+                CHILD_ENV,
+                format!("{cache_url}|{db_port}|{seconds}|{}", phase.name()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the child process");
+        let stdin = process.stdin.take().expect("stdin");
+        let stdout = BufReader::new(process.stdout.take().expect("stdout"));
+        let mut child = ChildProcess {
+            process,
+            stdin,
+            stdout,
+        };
+        child.expect_line("STALENESS_READY");
+        child
+    }
+
+    fn expect_line(&mut self, prefix: &str) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self
+                .stdout
+                .read_line(&mut line)
+                .expect("the child's stdout");
+            assert!(n > 0, "the child ended before printing {prefix}");
+            if line.starts_with(prefix) {
+                return line.trim_end().to_owned();
+            }
+        }
+    }
+
+    fn go(&mut self) {
+        self.stdin.write_all(b"go\n").expect("the child's stdin");
+        self.stdin.flush().unwrap();
+    }
+
+    fn result(mut self) -> Counts {
+        let line = self.expect_line(RESULT_PREFIX);
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut self.stdout, &mut rest);
+        let status = self.process.wait().expect("the child's exit");
+        assert!(status.success(), "the child exited with {status}");
+        drop(self.stdin);
+        Counts::parse(&line)
+    }
+}
+
+/// Sleeps until `at` after `start`.
+fn sleep_until(start: Instant, at: Duration) {
+    if let Some(left) = at.checked_sub(start.elapsed()) {
+        std::thread::sleep(left);
+    }
+}
+
+fn cache_exists(server: &RedisServer, key: &str) -> bool {
+    server.command(&[b"EXISTS", key.as_bytes()]) == Reply::Integer(1)
+}
+
+#[test]
+fn staleness_across_two_processes() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return child(&spec);
+    }
+    let seconds: f64 = std::env::var("STALENESS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    let test_started = Instant::now();
+    let database = RedisServer::start();
+    let mut cache_server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "no"]);
+
+    // `restart()` keeps the port, the arguments and the directory: with AOF the data survives.
+    cache_server.cmd("SET aof-probe 1");
+    cache_server.restart();
+    assert_eq!(
+        cache_server.cmd("GET aof-probe"),
+        Reply::Bulk(Some(b"1".to_vec())),
+        "the cache server's data survives a restart"
+    );
+    cache_server.cmd("FLUSHALL");
+
+    set_up_database(database.port(), 1);
+    let cache = block_on(cache_core::init(config(&cache_server.url()))).expect("the cache");
+
+    // The key layout: `read(7)` is stored under `stale:read:7`, and `update(7)` removes it.
+    block_on(async {
+        assert_eq!(read(7).await, Ok((7, 0, 1)));
+        assert!(cache_exists(&cache_server, "stale:read:7"));
+        assert_eq!(update(7).await, Ok(1));
+        assert!(!cache_exists(&cache_server, "stale:read:7"));
+        assert_eq!(read(7).await, Ok((7, 1, 1)));
+    });
+
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for phase in Phase::ALL {
+        // Each phase starts from an empty cache and a cache that answers.
+        cache_server.cmd("FLUSHALL");
+        if phase == Phase::KillRestart {
+            // Every acknowledged write on disk before it returns: what the SIGKILL finds is
+            // all there after the restart (which starts with the launch arguments again).
+            assert_eq!(
+                cache_server.cmd("CONFIG SET appendfsync always"),
+                Reply::Status("OK".into())
+            );
+        }
+        assert!(
+            wait_until(Duration::from_secs(5), || !cache.stats().circuit_open),
+            "the circuit closes before the phase"
+        );
+        let before = cache.stats();
+        let mut child = ChildProcess::spawn(&cache_server.url(), database.port(), seconds, phase);
+        child.go();
+        let load = start_load(phase == Phase::Cancel, 1);
+        let start = Instant::now();
+        let mut fault = String::new();
+        match phase {
+            Phase::NoFault | Phase::Cancel => {}
+            Phase::KillRestart => {
+                sleep_until(start, Duration::from_secs_f64(seconds * 0.4));
+                let keys = cache_server.dbsize();
+                cache_server.kill();
+                let killed = Instant::now();
+                std::thread::sleep(Duration::from_secs(1));
+                cache_server.restart();
+                fault = format!(
+                    "SIGKILL with {keys} keys, down {:?}, {} keys back after the restart; ",
+                    killed.elapsed(),
+                    cache_server.dbsize()
+                );
+            }
+            Phase::Hang => {
+                sleep_until(start, Duration::from_secs_f64(seconds * 0.4));
+                cache_server.pause();
+                std::thread::sleep(Duration::from_millis(1500));
+                cache_server.resume();
+                fault = "SIGSTOP for 1.5 s; ".into();
+            }
+        }
+        sleep_until(start, Duration::from_secs_f64(seconds));
+        let mine = load.finish();
+        let total = Counts::default();
+        total.add(&mine);
+        let theirs = child.result();
+        total.add(&theirs);
+        let after = cache.stats();
+        let line = format!(
+            "{:<12} reads checked {} (this process {}, the other {}), stale {} ({} all in one process), wrong {}, \
+             oldest stale lag {:.1} ms (version gap up to {}), errors {}, timed out {}, \
+             updates {}; {fault}this process' cache: hits {}, misses {}, errors {}",
+            phase.name(),
+            total.get("checked"),
+            mine.get("checked"),
+            theirs.get("checked"),
+            total.get("stale"),
+            total.get("stale_local"),
+            total.get("wrong"),
+            total.get("max_lag_us") as f64 / 1000.0,
+            total.get("max_gap"),
+            total.get("errors"),
+            total.get("timed_out"),
+            total.get("writes"),
+            after.hits - before.hits,
+            after.misses - before.misses,
+            after.errors - before.errors,
+        );
+        println!("{line}");
+        if total.get("stale") > 0 || total.get("wrong") > 0 {
+            failures.push(format!(
+                "{}: {} stale and {} wrong of {} reads",
+                phase.name(),
+                total.get("stale"),
+                total.get("wrong"),
+                total.get("checked")
+            ));
+        }
+        if total.get("checked") < MIN_CHECKED {
+            failures.push(format!(
+                "{}: only {} reads checked (at least {MIN_CHECKED})",
+                phase.name(),
+                total.get("checked")
+            ));
+        }
+        report.push(line);
+    }
+    println!(
+        "staleness: {} phases of {seconds} s in {:.1?}\n{}",
+        report.len(),
+        test_started.elapsed(),
+        report.join("\n")
+    );
+    assert!(
+        failures.is_empty(),
+        "the guarantee was broken:\n{}\n{}",
+        failures.join("\n"),
+        report.join("\n")
+    );
+}
