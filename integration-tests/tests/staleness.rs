@@ -10,7 +10,9 @@
 //!   client of this file, never through cache-core.
 //! - Writers (4 per process): once `update(id)` returned version `v`, they record when and in
 //!   which process (`HSET committed_at {id}:{v} <micros>:<process>`) and then publish it:
-//!   `ZADD committed GT v id`.
+//!   `ZADD committed GT v id`. The caches fail loudly, so an update whose invalidation did not
+//!   reach Redis returns `Err` and is not published (the guarantee is about invalidations that
+//!   returned); such updates are counted as "not confirmed".
 //! - Readers (16 per process): `ZSCORE committed id` is the floor, read before the call begins;
 //!   the call returns `(id, version)`. Stale: `version < floor`. Wrong: another id, or a version
 //!   the database has not reached yet.
@@ -18,8 +20,9 @@
 //!   counts as one `STALENESS_RESULT` line, and exits when its stdin closes (the parent died) or
 //!   past a deadline.
 //! - Phases, each with both processes under load: no fault; the cache server SIGKILLed and
-//!   restarted with its data (AOF, fsync always); the cache server hung (SIGSTOP for 1.5 s); and
-//!   half the readers calling under random 0-5 ms deadlines, so leaders are dropped at every
+//!   restarted with its data (AOF, fsync always); the cache server hung (SIGSTOP for 1.5 s);
+//!   every connection to it blackholed for 1.5 s by the fault proxy both processes go through
+//!   (bytes held and delivered late, as after a healed partition); and half the readers calling under random 0-5 ms deadlines, so leaders are dropped at every
 //!   await point (timed-out reads are not counted; every later read is checked).
 //!
 //! Why a stale read it reports is real: the database is one redis-server, so its commands have
@@ -39,7 +42,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_core::{cached, invalidate_cache, CacheConfig};
-use integration_tests::{block_on, wait_until, RedisServer, Reply};
+use integration_tests::proxy::{Fault, FaultProxy};
+use integration_tests::{wait_until, RedisServer, Reply};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 /// This test's name, as the child is asked to run it.
@@ -53,6 +57,19 @@ const WRITERS: u64 = 4;
 const READERS: u64 = 16;
 /// The fewest checked reads (both processes) a phase must make for its zero to mean something.
 const MIN_CHECKED: u64 = 5_000;
+
+/// This process' runtime for the load. The test drives the phases (and the faults, with the
+/// harness' blocking calls) from its own thread while the load runs here.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the load")
+    })
+}
 
 // ---------------------------------------------------------------------------------------------
 // The database: a second redis-server, over a minimal async RESP client with a small pool.
@@ -184,12 +201,31 @@ async fn read(id: u64) -> Result<(u64, u64, u64), String> {
     Ok((id, version, PROCESS.load(Relaxed)))
 }
 
+/// Why an update did not return a committed version.
+#[derive(Debug, PartialEq)]
+enum UpdateError {
+    Database(String),
+    /// The database changed, but the invalidation did not reach Redis (it is pending).
+    Cache,
+}
+
+impl From<cache_core::CacheError> for UpdateError {
+    fn from(_: cache_core::CacheError) -> Self {
+        UpdateError::Cache
+    }
+}
+
 /// The versioned update: bumps the version in the database, then invalidates `read(id)`.
+///
+/// Failing loudly, an invalidation that did not reach Redis is an `Err`: the guarantee is about
+/// invalidations that returned `Ok`. (Failing silently they return `Ok` anyway, and other
+/// processes may read the old value until this one replays the delete: the window that
+/// docs/src/failure-modes.md describes.)
 #[invalidate_cache("stale:read:{id}")]
-async fn update(id: u64) -> Result<u64, String> {
+async fn update(id: u64) -> Result<u64, UpdateError> {
     db().number(&[b"INCR", format!("ver:{id}").as_bytes()])
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| UpdateError::Database(e.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,13 +242,15 @@ struct Counts {
     errors: AtomicU64,
     timed_out: AtomicU64,
     writes: AtomicU64,
+    /// Updates whose invalidation did not reach Redis (`Err`, not published as committed).
+    unconfirmed: AtomicU64,
     /// Of stale reads: the longest time from the floor's commit to the read's start.
     max_lag_us: AtomicU64,
     /// Of stale reads: the largest `floor - version`.
     max_gap: AtomicU64,
 }
 
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
     "checked",
     "stale",
     "stale_local",
@@ -220,12 +258,13 @@ const FIELDS: [&str; 9] = [
     "errors",
     "timed_out",
     "writes",
+    "unconfirmed",
     "max_lag_us",
     "max_gap",
 ];
 
 impl Counts {
-    fn fields(&self) -> [&AtomicU64; 9] {
+    fn fields(&self) -> [&AtomicU64; 10] {
         [
             &self.checked,
             &self.stale,
@@ -234,6 +273,7 @@ impl Counts {
             &self.errors,
             &self.timed_out,
             &self.writes,
+            &self.unconfirmed,
             &self.max_lag_us,
             &self.max_gap,
         ]
@@ -328,7 +368,10 @@ async fn writer(process: u64, seed: u64, stop: Arc<AtomicBool>, counts: Arc<Coun
                     Err(_) => counts.errors.fetch_add(1, Relaxed),
                 };
             }
-            Err(_) => {
+            Err(UpdateError::Cache) => {
+                counts.unconfirmed.fetch_add(1, Relaxed);
+            }
+            Err(UpdateError::Database(_)) => {
                 counts.errors.fetch_add(1, Relaxed);
             }
         }
@@ -419,7 +462,7 @@ struct Load {
 fn start_load(cancel: bool, process: u64) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(Counts::default());
-    let tasks = block_on(async {
+    let tasks = runtime().block_on(async {
         let mut tasks = Vec::new();
         for w in 0..WRITERS {
             let seed = process * 1000 + w;
@@ -453,7 +496,7 @@ fn start_load(cancel: bool, process: u64) -> Load {
 impl Load {
     fn finish(self) -> Arc<Counts> {
         self.stop.store(true, Relaxed);
-        block_on(async {
+        runtime().block_on(async {
             for task in self.tasks {
                 task.await.expect("no load task panicked");
             }
@@ -470,14 +513,16 @@ enum Phase {
     NoFault,
     KillRestart,
     Hang,
+    Blackhole,
     Cancel,
 }
 
 impl Phase {
-    const ALL: [Phase; 4] = [
+    const ALL: [Phase; 5] = [
         Phase::NoFault,
         Phase::KillRestart,
         Phase::Hang,
+        Phase::Blackhole,
         Phase::Cancel,
     ];
 
@@ -486,6 +531,7 @@ impl Phase {
             Phase::NoFault => "no-fault",
             Phase::KillRestart => "kill-restart",
             Phase::Hang => "hang",
+            Phase::Blackhole => "blackhole",
             Phase::Cancel => "cancel",
         }
     }
@@ -501,6 +547,7 @@ impl Phase {
 fn config(url: &str) -> CacheConfig {
     CacheConfig::builder()
         .url(url)
+        .fail_silently(false)
         .socket_timeout(Duration::from_millis(500))
         .breaker_probe_interval(Duration::from_millis(200))
         .build()
@@ -534,7 +581,9 @@ fn child(spec: &str) {
         std::process::exit(4);
     });
     set_up_database(db_port.parse().expect("db port"), 2);
-    block_on(cache_core::init(config(cache_url))).expect("the child's cache");
+    runtime()
+        .block_on(cache_core::init(config(cache_url)))
+        .expect("the child's cache");
     println!("STALENESS_READY");
     let (go_tx, go_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -651,11 +700,15 @@ fn staleness_across_two_processes() {
     );
     cache_server.cmd("FLUSHALL");
 
+    // Both processes reach the cache server through one proxy, which the blackhole phase uses.
+    let proxy = FaultProxy::start(cache_server.port());
     set_up_database(database.port(), 1);
-    let cache = block_on(cache_core::init(config(&cache_server.url()))).expect("the cache");
+    let cache = runtime()
+        .block_on(cache_core::init(config(&proxy.url())))
+        .expect("the cache");
 
     // The key layout: `read(7)` is stored under `stale:read:7`, and `update(7)` removes it.
-    block_on(async {
+    runtime().block_on(async {
         assert_eq!(read(7).await, Ok((7, 0, 1)));
         assert!(cache_exists(&cache_server, "stale:read:7"));
         assert_eq!(update(7).await, Ok(1));
@@ -681,7 +734,7 @@ fn staleness_across_two_processes() {
             "the circuit closes before the phase"
         );
         let before = cache.stats();
-        let mut child = ChildProcess::spawn(&cache_server.url(), database.port(), seconds, phase);
+        let mut child = ChildProcess::spawn(&proxy.url(), database.port(), seconds, phase);
         child.go();
         let load = start_load(phase == Phase::Cancel, 1);
         let start = Instant::now();
@@ -708,6 +761,14 @@ fn staleness_across_two_processes() {
                 cache_server.resume();
                 fault = "SIGSTOP for 1.5 s; ".into();
             }
+            Phase::Blackhole => {
+                sleep_until(start, Duration::from_secs_f64(seconds * 0.4));
+                proxy.set(Fault::Blackhole);
+                std::thread::sleep(Duration::from_millis(1500));
+                proxy.set(Fault::None);
+                fault =
+                    "every connection blackholed for 1.5 s (bytes held, then delivered); ".into();
+            }
         }
         sleep_until(start, Duration::from_secs_f64(seconds));
         let mine = load.finish();
@@ -719,7 +780,7 @@ fn staleness_across_two_processes() {
         let line = format!(
             "{:<12} reads checked {} (this process {}, the other {}), stale {} ({} all in one process), wrong {}, \
              oldest stale lag {:.1} ms (version gap up to {}), errors {}, timed out {}, \
-             updates {}; {fault}this process' cache: hits {}, misses {}, errors {}",
+             updates {} (+{} not confirmed); {fault}this process' cache: hits {}, misses {}, errors {}",
             phase.name(),
             total.get("checked"),
             mine.get("checked"),
@@ -732,6 +793,7 @@ fn staleness_across_two_processes() {
             total.get("errors"),
             total.get("timed_out"),
             total.get("writes"),
+            total.get("unconfirmed"),
             after.hits - before.hits,
             after.misses - before.misses,
             after.errors - before.errors,
@@ -746,9 +808,15 @@ fn staleness_across_two_processes() {
                 total.get("checked")
             ));
         }
-        if total.get("checked") < MIN_CHECKED {
+        // Under deadlines half the readers mostly time out, and timed-out reads are not checked.
+        let min_checked = if phase == Phase::Cancel {
+            MIN_CHECKED / 2
+        } else {
+            MIN_CHECKED
+        };
+        if total.get("checked") < min_checked {
             failures.push(format!(
-                "{}: only {} reads checked (at least {MIN_CHECKED})",
+                "{}: only {} reads checked (at least {min_checked})",
                 phase.name(),
                 total.get("checked")
             ));
