@@ -229,27 +229,31 @@ impl Policy {
         let Some(store) = &self.store else {
             return Taken::Nothing;
         };
-        let new_marker = lease::new_marker();
-        let marker = &new_marker;
         let lease_ttl = self.config.lease_ttl();
         let deadline = Instant::now() + lease_ttl;
         let mut cleared = false;
         loop {
+            // Armed before the request is sent: a caller cancelled while it is on its way (or
+            // timed out waiting for the reply) releases the lease it may have taken.
+            let guard = LeaseGuard {
+                policy: Arc::clone(self),
+                key: key.to_owned(),
+                marker: lease::new_marker(),
+                armed: true,
+            };
+            let marker = &guard.marker;
             let found = self
                 .guarded(store, |s| async move {
                     on_store!(s, |b| b.get_or_lease(key, marker, lease_ttl).await)
                 })
                 .await;
             let bytes = match found {
-                Ok(None) => {
-                    return Taken::Lease(LeaseGuard {
-                        policy: Arc::clone(self),
-                        key: key.to_owned(),
-                        marker: new_marker,
-                        armed: true,
-                    })
+                Ok(None) => return Taken::Lease(guard),
+                Ok(Some(bytes)) => {
+                    // The key held something, so the script did not take the lease.
+                    guard.disarm();
+                    bytes
                 }
-                Ok(Some(bytes)) => bytes,
                 Err(error) => {
                     self.count_failure("get", &error);
                     return Taken::Failed(error);
@@ -399,6 +403,11 @@ impl LeaseGuard {
             .await;
         self.armed = result.is_err();
         result
+    }
+
+    /// Forgets a lease that was not taken.
+    fn disarm(mut self) {
+        self.armed = false;
     }
 
     /// Gives the lease back, so that the next caller need not wait for it to expire.
