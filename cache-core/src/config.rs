@@ -200,6 +200,7 @@ pub struct CacheConfig {
     breaker_threshold: u32,
     breaker_probe_interval: Duration,
     lease_ttl: Duration,
+    clear_timeout: Duration,
     max_value_bytes: usize,
     compress_min_bytes: usize,
     offload_min_bytes: usize,
@@ -291,6 +292,7 @@ mod defaults {
     pub const BREAKER_THRESHOLD: u32 = 5;
     pub const BREAKER_PROBE_INTERVAL_MS: u64 = 500;
     pub const LEASE_TTL_SECS: u64 = 10;
+    pub const CLEAR_TIMEOUT_SECS: u64 = 60;
     pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
     /// With the `compression` feature; 0 (never) without it.
     pub const COMPRESS_MIN_BYTES: usize = if cfg!(feature = "compression") {
@@ -317,6 +319,7 @@ impl Default for CacheConfig {
             breaker_threshold: defaults::BREAKER_THRESHOLD,
             breaker_probe_interval: Duration::from_millis(defaults::BREAKER_PROBE_INTERVAL_MS),
             lease_ttl: Duration::from_secs(defaults::LEASE_TTL_SECS),
+            clear_timeout: Duration::from_secs(defaults::CLEAR_TIMEOUT_SECS),
             max_value_bytes: defaults::MAX_VALUE_BYTES,
             compress_min_bytes: defaults::COMPRESS_MIN_BYTES,
             offload_min_bytes: defaults::OFFLOAD_MIN_BYTES,
@@ -345,6 +348,7 @@ impl CacheConfig {
     /// | `CACHE_BREAKER_THRESHOLD` | `5` | consecutive connection failures that open the circuit; 0 disables it |
     /// | `CACHE_BREAKER_PROBE_INTERVAL` | `0.5` | seconds between probes while the circuit is open |
     /// | `CACHE_LEASE_TTL` | `10` | seconds a miss holds its lease: a body that runs longer is not stored, and callers elsewhere wait at most this long for it |
+    /// | `CACHE_CLEAR_TIMEOUT` | `60` | seconds one `clear_pattern` (or invalidation by pattern) may take in all; past it, it stops and says how many keys it removed |
     /// | `CACHE_MAX_VALUE_BYTES` | `16777216` | the largest encoded value `set` accepts |
     /// | `CACHE_COMPRESS_MIN_BYTES` | `8192` (feature `compression`), else `0` | LZ4 for values at least this large; 0 never |
     /// | `CACHE_OFFLOAD_MIN_BYTES` | `262144` | (de)serialize values at least this large off the executor; 0 never |
@@ -431,6 +435,9 @@ impl CacheConfig {
         if let Some(v) = var("CACHE_LEASE_TTL") {
             b = b.lease_ttl(parse_seconds("CACHE_LEASE_TTL", &v)?);
         }
+        if let Some(v) = var("CACHE_CLEAR_TIMEOUT") {
+            b = b.clear_timeout(parse_seconds("CACHE_CLEAR_TIMEOUT", &v)?);
+        }
         if let Some(v) = var("CACHE_MAX_VALUE_BYTES") {
             let n = parse_positive("CACHE_MAX_VALUE_BYTES", &v)?;
             b = b.max_value_bytes(usize::try_from(n).unwrap_or(usize::MAX));
@@ -510,6 +517,11 @@ impl CacheConfig {
     /// How long a miss holds its lease on the key (`CACHE_LEASE_TTL`).
     pub fn lease_ttl(&self) -> Duration {
         self.lease_ttl
+    }
+
+    /// The most one `clear_pattern` may take in all (`CACHE_CLEAR_TIMEOUT`).
+    pub fn clear_timeout(&self) -> Duration {
+        self.clear_timeout
     }
 
     /// The largest encoded value `set` accepts (`CACHE_MAX_VALUE_BYTES`).
@@ -665,6 +677,7 @@ pub struct CacheConfigBuilder {
     breaker_threshold: Option<u32>,
     breaker_probe_interval: Option<Duration>,
     lease_ttl: Option<Duration>,
+    clear_timeout: Option<Duration>,
     max_value_bytes: Option<usize>,
     compress_min_bytes: Option<usize>,
     offload_min_bytes: Option<usize>,
@@ -731,6 +744,12 @@ impl CacheConfigBuilder {
     /// Time between background probes while the circuit is open; above zero.
     pub fn breaker_probe_interval(mut self, interval: Duration) -> Self {
         self.breaker_probe_interval = Some(interval);
+        self
+    }
+
+    /// The most one `clear_pattern` may take in all (`CACHE_CLEAR_TIMEOUT`); above zero.
+    pub fn clear_timeout(mut self, timeout: Duration) -> Self {
+        self.clear_timeout = Some(timeout);
         self
     }
 
@@ -824,6 +843,14 @@ impl CacheConfigBuilder {
                 Some("0"),
             ));
         }
+        let clear_timeout = self.clear_timeout.unwrap_or(d.clear_timeout);
+        if clear_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "CACHE_CLEAR_TIMEOUT",
+                "a positive number of seconds, such as 60 or 0.5",
+                Some("0"),
+            ));
+        }
         let uses_tls = match &backend {
             BackendConfig::Redis(url) => url::Url::parse(url.expose())
                 .is_ok_and(|u| SCHEMES.iter().any(|&(s, tls)| tls && s == u.scheme())),
@@ -857,6 +884,7 @@ impl CacheConfigBuilder {
             breaker_threshold: self.breaker_threshold.unwrap_or(d.breaker_threshold),
             breaker_probe_interval,
             lease_ttl,
+            clear_timeout,
             max_value_bytes,
             compress_min_bytes,
             offload_min_bytes: self.offload_min_bytes.unwrap_or(d.offload_min_bytes),

@@ -47,6 +47,16 @@ pub enum CacheError {
         /// The configured limit.
         max: usize,
     },
+    /// A `clear_pattern` (or an invalidation by pattern) stopped part-way: `removed` keys are
+    /// gone, the rest were not reached. The pattern is kept and replayed, and its keys are misses
+    /// in this process until then.
+    #[error("removed {removed} keys matching the pattern, then stopped: {reason}")]
+    Incomplete {
+        /// Keys removed before it stopped.
+        removed: u64,
+        /// Why it stopped (CACHE_CLEAR_TIMEOUT, or a failure).
+        reason: String,
+    },
     /// `init` was called after the process-wide cache was already set up.
     #[error("the process-wide cache is already initialized")]
     AlreadyInitialized,

@@ -102,6 +102,8 @@ pub(crate) struct RedisBackend {
     /// The pool with per-command options: fail fast when disconnected, one attempt, the timeout.
     client: WithOptions<Pool>,
     timeout: Duration,
+    /// The most one `clear_pattern` may take in all.
+    clear_timeout: Duration,
     /// A cluster: multi-key commands are split per key, SCAN runs on every primary.
     clustered: bool,
     /// Reads go to replicas (cluster only, feature `replicas`).
@@ -132,6 +134,7 @@ impl RedisBackend {
         url: RedisUrl,
         pool_size: usize,
         timeout: Duration,
+        clear_timeout: Duration,
         tls: TlsFiles,
     ) -> Result<(Self, Result<(), CacheError>), CacheError> {
         let (url, tls) = (&url, &tls);
@@ -210,6 +213,7 @@ impl RedisBackend {
             pool,
             client,
             timeout,
+            clear_timeout,
             clustered,
             replica_reads,
         };
@@ -338,33 +342,44 @@ impl RedisBackend {
     ///
     /// Each removal is counted by UNLINK's own answer, so a key that SCAN returns twice (SCAN
     /// may, and a key moving between two nodes may be seen on both) is counted once.
-    async fn clear_pass_cluster(&self, pattern: &str) -> Result<u64, CacheError> {
+    async fn clear_pass_cluster(&self, pattern: &str, walk: &mut Walk) -> Result<(), CacheError> {
         let client = self.pool.next_connected();
-        self.remove_scanned(client.scan_cluster(pattern.to_owned(), Some(SCAN_COUNT), None))
-            .await
+        self.remove_scanned(
+            client.scan_cluster(pattern.to_owned(), Some(SCAN_COUNT), None),
+            walk,
+        )
+        .await
     }
 
     /// Walks SCAN pages and removes each page's keys, asking for the next page before removing
-    /// this one so that both travel at once. Returns the number removed as UNLINK counts it: a
-    /// key SCAN repeats, or that another client removed meanwhile, is not counted twice.
+    /// this one so that both travel at once. Counts the keys removed in `walk` as UNLINK counts
+    /// them: a key SCAN repeats, or that another client removed meanwhile, is not counted twice.
     async fn remove_scanned(
         &self,
         pages: impl futures_util::Stream<Item = Result<ScanResult, FredError>>,
-    ) -> Result<u64, CacheError> {
+        walk: &mut Walk,
+    ) -> Result<(), CacheError> {
         let mut pages = std::pin::pin!(pages);
-        let mut removed = 0;
         loop {
-            let mut page = match tokio::time::timeout(self.timeout, pages.next()).await {
-                Err(_) => return Err(CacheError::Timeout(self.timeout)),
-                Ok(None) => return Ok(removed),
-                Ok(Some(page)) => page.map_err(|e| self.error(e))?,
-            };
+            if tokio::time::Instant::now() >= walk.deadline {
+                return Err(walk.out_of_time());
+            }
+            let next = tokio::time::Instant::now() + self.timeout;
+            let mut page =
+                match tokio::time::timeout_at(next.min(walk.deadline), pages.next()).await {
+                    Err(_) if tokio::time::Instant::now() >= walk.deadline => {
+                        return Err(walk.out_of_time())
+                    }
+                    Err(_) => return Err(CacheError::Timeout(self.timeout)),
+                    Ok(None) => return Ok(()),
+                    Ok(Some(page)) => page.map_err(|e| self.error(e))?,
+                };
             let keys = page.take_results().unwrap_or_default();
             page.next();
             if keys.is_empty() {
                 continue;
             }
-            removed += if self.clustered {
+            walk.removed += if self.clustered {
                 // One UNLINK per key: the keys of a page may live in many slots.
                 self.unlink_each(&keys).await?
             } else {
@@ -409,11 +424,14 @@ impl RedisBackend {
     /// Keys only move one way while a slot migrates (source to target), so a key missed by one
     /// pass (it moved from a node not scanned yet to one already scanned) is found by the next,
     /// unless it moves again meanwhile.
-    async fn clear_pattern_cluster(&self, pattern: &str) -> Result<u64, CacheError> {
-        let mut removed = 0;
+    async fn clear_pattern_cluster(
+        &self,
+        pattern: &str,
+        walk: &mut Walk,
+    ) -> Result<(), CacheError> {
         for _ in 0..cluster::MAX_CLEAR_PASSES {
             let before = self.cluster_layout().await?;
-            removed += self.clear_pass_cluster(pattern).await?;
+            self.clear_pass_cluster(pattern, walk).await?;
             let after = self.cluster_layout().await?;
             if before == after && !after.migrating() {
                 break;
@@ -423,7 +441,7 @@ impl RedisBackend {
                 "cluster layout moved during clear_pattern; scanning again"
             );
         }
-        Ok(removed)
+        Ok(())
     }
 
     /// The health of one primary reached through `options` (which name the node, or none).
@@ -537,6 +555,26 @@ impl RedisBackend {
         report.uptime_seconds = asked.iter().filter_map(|n| n.uptime_seconds).min();
         report.nodes = nodes;
         report
+    }
+}
+
+/// The progress of one `clear_pattern` against its total deadline.
+struct Walk {
+    removed: u64,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+}
+
+impl Walk {
+    /// The error for a walk that ran out of time.
+    fn out_of_time(&self) -> CacheError {
+        CacheError::Incomplete {
+            removed: self.removed,
+            reason: format!(
+                "CACHE_CLEAR_TIMEOUT ({:?}) reached before the keyspace was walked",
+                self.limit
+            ),
+        }
     }
 }
 
@@ -673,22 +711,33 @@ impl Backend for RedisBackend {
     }
 
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
-        if self.clustered {
-            if !self.pool.clients().iter().any(|c| c.is_connected()) {
-                return Err(CacheError::Connection(
-                    "not connected (reconnecting in the background)".to_owned(),
-                ));
-            }
-            return self.clear_pattern_cluster(pattern).await;
-        }
-        let client = self.pool.next_connected();
-        if !client.is_connected() {
+        if !self.pool.clients().iter().any(|c| c.is_connected()) {
             return Err(CacheError::Connection(
                 "not connected (reconnecting in the background)".to_owned(),
             ));
         }
-        self.remove_scanned(client.scan(pattern.to_owned(), Some(SCAN_COUNT), None))
-            .await
+        let mut walk = Walk {
+            removed: 0,
+            deadline: tokio::time::Instant::now() + self.clear_timeout,
+            limit: self.clear_timeout,
+        };
+        let result = if self.clustered {
+            self.clear_pattern_cluster(pattern, &mut walk).await
+        } else {
+            let client = self.pool.next_connected();
+            let pages = client.scan(pattern.to_owned(), Some(SCAN_COUNT), None);
+            self.remove_scanned(pages, &mut walk).await
+        };
+        match result {
+            Ok(()) => Ok(walk.removed),
+            Err(error @ CacheError::Incomplete { .. }) => Err(error),
+            // Part of the work is done: say how much, whatever stopped the rest.
+            Err(error) if walk.removed > 0 => Err(CacheError::Incomplete {
+                removed: walk.removed,
+                reason: error.to_string(),
+            }),
+            Err(error) => Err(error),
+        }
     }
 
     async fn health(&self) -> HealthReport {

@@ -26,7 +26,10 @@ fn retryable<T>(result: &Result<T, CacheError>) -> bool {
         result,
         Err(e) if !matches!(
             e,
-            CacheError::CircuitOpen | CacheError::Timeout(_) | CacheError::InvalidPattern { .. }
+            CacheError::CircuitOpen
+                | CacheError::Timeout(_)
+                | CacheError::InvalidPattern { .. }
+                | CacheError::Incomplete { .. }
         )
     )
 }

@@ -119,6 +119,7 @@ impl Policy {
                         url.clone(),
                         config.pool_size(),
                         config.socket_timeout(),
+                        config.clear_timeout(),
                         config.tls().clone(),
                     );
                     let (backend, started) = io.run(connect).await??;
