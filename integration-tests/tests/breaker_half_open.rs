@@ -92,10 +92,7 @@ async fn hanging_writes_cost_one_wave_of_timeouts_then_the_breaker_holds_until_h
              caller through after a probe ({per_window:?})"
         );
     }
-    assert!(
-        states.iter().any(|s| *s == "open"),
-        "the breaker opened: {states:?}"
-    );
+    assert!(states.contains(&"open"), "the breaker opened: {states:?}");
 
     // Healthy again: the probe half-opens it and a few calls close it.
     server.cmd("CLIENT UNPAUSE");
