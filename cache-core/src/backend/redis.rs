@@ -249,8 +249,12 @@ impl RedisBackend {
                     details.to_owned()
                 })
             }
-            // fred's word for "no connection to send it on" (a socket that just closed).
-            ErrorKind::Unknown if details.starts_with("Failed to route command") => {
+            // fred's words for "no connection to send it on" (a socket that just closed, or a
+            // router task that is gone).
+            ErrorKind::Unknown
+                if details.starts_with("Failed to route command")
+                    || details.starts_with("Failed to send command to router") =>
+            {
                 CacheError::Connection(details.to_owned())
             }
             _ if details.starts_with("WRONGPASS") || details.starts_with("NOAUTH") => {
