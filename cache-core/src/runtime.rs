@@ -1,11 +1,7 @@
-//! The cache's own I/O runtime: one thread that drives the Redis connections and the cache's
-//! background work (breaker probe, replay of pending invalidations).
-//!
-//! fred spawns its connection tasks on the runtime that connects the pool. Were that the caller's
-//! runtime, the cache would die with it (a `#[tokio::test]` per test, a runtime per CLI command)
-//! and a tight loop of callers could starve its reconnects. On a runtime of its own the cache
-//! works from every runtime in the process, whichever created it, for as long as a handle lives.
-//! Callers only exchange messages with it through channels, which work across runtimes.
+//! The cache's own I/O runtime: one thread that drives the cache's background work (breaker
+//! probe, replay of pending invalidations, lease releases) and its *home* Redis pool, which also
+//! serves calls made outside any tokio runtime. Its life is the cache's, whichever runtimes come
+//! and go around it (see [`runtimes`](crate::backend::runtimes)).
 
 use std::future::Future;
 

@@ -28,7 +28,8 @@ pub struct CacheStats {
     pub short_circuited: u64,
     /// How many times the circuit breaker has opened.
     pub circuit_opens: u64,
-    /// Whether the circuit breaker is open now (or half-open: only trial calls go through).
+    /// Whether the circuit breaker is open now: calls skip Redis. (Half-open, a few trial calls
+    /// go through; `health_check().circuit` tells the three states apart.)
     pub circuit_open: bool,
     /// Invalidations that could not reach Redis and wait to be replayed; reads of the keys they
     /// cover are misses in this process meanwhile.

@@ -1,10 +1,10 @@
-//! The circuit breaker against a Redis whose writes hang while it stays connected
-//! (`CLIENT PAUSE WRITE`): the first wave of stores pays one timeout each and opens the breaker at
-//! once; after that, however often the probe runs, at most the half-open trial calls pay a
-//! timeout per probe interval (here none: a paused connection answers nothing, the probe's PING
-//! included, so the breaker stays open); when Redis heals, the probe half-opens the breaker and a
-//! few successful calls close it. The state machine itself (trials admitted, a failed trial
-//! reopening it, probes closing it) is tested in cache-core's `policy::breaker`.
+//! The circuit breaker against a Redis that answers PING but is still sick: `CLIENT PAUSE WRITE`
+//! holds every write on the connections that sent one, while the probe's PING, on the cache's
+//! own connection, is answered. A breaker that closed on one successful probe sent every pending
+//! caller into the timeout again, probe after probe; a half-open breaker lets at most a few trial
+//! calls through per probe, the first of them that fails opens it again, and when Redis heals a
+//! few successful calls close it. The state machine itself is tested in cache-core's
+//! `policy::breaker`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ const CALLERS: usize = 16;
 const TRIALS: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hanging_writes_cost_one_wave_of_timeouts_then_the_breaker_holds_until_healed() {
+async fn a_sick_redis_that_answers_the_probe_costs_a_few_trial_calls_per_probe() {
     let server = RedisServer::start();
     let config = CacheConfig::builder()
         .url(server.url())
@@ -64,6 +64,9 @@ async fn hanging_writes_cost_one_wave_of_timeouts_then_the_breaker_holds_until_h
         caller.await.unwrap();
     }
     let slow = slow.lock().unwrap().clone();
+    let mut starts: Vec<u128> = slow.iter().map(|(at, _)| at.as_millis()).collect();
+    starts.sort_unstable();
+    println!("slow call starts (ms after the pause): {starts:?}");
     // The first wave: the calls in flight when the writes began to hang.
     let first_wave = slow
         .iter()

@@ -183,12 +183,15 @@ fn the_breaker_opens_on_outage_skips_redis_and_closes_when_it_returns() {
         while cache.stats().circuit_open {
             assert!(
                 back.elapsed() < Duration::from_secs(5),
-                "the probe never closed it"
+                "the probe never half-opened it"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        println!("breaker closed {:?} after the restart", back.elapsed());
+        println!("breaker half-open {:?} after the restart", back.elapsed());
+        assert_eq!(cache.health_check().await.circuit, "half-open");
+        // Successful trial calls close it.
         cache.set("k", &2u8, None).await.unwrap();
+        assert_eq!(cache.get::<u8>("k").await.unwrap(), Some(2));
         assert_eq!(cache.get::<u8>("k").await.unwrap(), Some(2));
         assert_eq!(cache.health_check().await.circuit, "closed");
     });

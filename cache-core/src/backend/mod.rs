@@ -1,11 +1,13 @@
 //! Backends: where the bytes live. Bytes in, bytes out; no knowledge of codecs or policy.
 //!
-//! [`redis::RedisBackend`] is the real one; [`memory::MemoryBackend`] keeps values in this process
-//! (the quickstart's embedded default, and the reference the behaviour suite holds Redis to).
+//! [`runtimes::RedisBackend`] is the real one (a [`redis::RedisPool`] per tokio runtime that uses
+//! the cache); [`memory::MemoryBackend`] keeps values in this process (the quickstart's embedded
+//! default, and the reference the behaviour suite holds Redis to).
 
 pub(crate) mod cluster;
 pub(crate) mod memory;
 pub(crate) mod redis;
+pub(crate) mod runtimes;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 

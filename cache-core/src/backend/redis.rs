@@ -96,8 +96,9 @@ pub(crate) fn read_from_replicas(url: &url::Url) -> Result<bool, String> {
     Ok(wanted)
 }
 
-/// A pool of `REDIS_POOL_SIZE` connections to one Redis deployment.
-pub(crate) struct RedisBackend {
+/// A pool of connections to one Redis deployment, driven by the tokio runtime that connected it
+/// (fred's connection tasks live there). [`runtimes`](super::runtimes) keeps one per runtime.
+pub(crate) struct RedisPool {
     pool: Pool,
     /// The pool with per-command options: fail fast when disconnected, one attempt, the timeout.
     client: WithOptions<Pool>,
@@ -111,9 +112,9 @@ pub(crate) struct RedisBackend {
     replica_reads: bool,
 }
 
-impl std::fmt::Debug for RedisBackend {
+impl std::fmt::Debug for RedisPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBackend")
+        f.debug_struct("RedisPool")
             .field("connections", &self.pool.size())
             .field("timeout", &self.timeout)
             .field("clustered", &self.clustered)
@@ -122,7 +123,7 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
-impl RedisBackend {
+impl RedisPool {
     /// Builds the pool and starts connecting in the background.
     ///
     /// Returns the backend at once, with the result of waiting up to `timeout` for the first
@@ -209,7 +210,7 @@ impl RedisBackend {
             ..Options::default()
         };
         let client = pool.with_options(&options);
-        let backend = RedisBackend {
+        let backend = RedisPool {
             pool,
             client,
             timeout,
@@ -281,7 +282,7 @@ impl RedisBackend {
     }
 }
 
-impl RedisBackend {
+impl RedisPool {
     /// A pipeline on a connected client; commands queue locally until `try_all`.
     fn pipeline(&self) -> Pipeline<Client> {
         self.pool.next_connected().pipeline()
@@ -591,7 +592,7 @@ fn expiration(ttl: Duration) -> Expiration {
     Expiration::PX(millis(ttl))
 }
 
-impl Backend for RedisBackend {
+impl Backend for RedisPool {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         #[cfg(feature = "replicas")]
         if self.replica_reads {
@@ -765,7 +766,12 @@ impl Backend for RedisBackend {
     }
 }
 
-impl RedisBackend {
+impl RedisPool {
+    /// Closes the connections and stops reconnecting.
+    pub(crate) async fn quit(&self) {
+        let _ = self.pool.quit().await;
+    }
+
     /// One PING, within the socket timeout: is the deployment answering at all?
     pub(crate) async fn ping(&self) -> Result<(), CacheError> {
         let _: String = self.bounded(self.client.ping(None)).await?;

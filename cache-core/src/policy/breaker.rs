@@ -6,9 +6,10 @@
 //! - **Open**: calls skip Redis at once instead of each paying the socket timeout. A background
 //!   probe checks Redis every `probe_interval`; when it answers, the breaker half-opens.
 //! - **Half-open**: at most [`TRIAL_CALLS`] calls at a time go through as trials; the others still
-//!   skip Redis. [`SUCCESSES_TO_CLOSE`] successes (trials or probes) close it; one connection
-//!   failure opens it again. So a Redis that answers one PING but is still sick costs a handful
-//!   of calls, not every pending caller, and the breaker does not flap.
+//!   skip Redis. [`SUCCESSES_TO_CLOSE`] successful trials close it; one connection failure opens it
+//!   again. Probes do not close it: a Redis that answers PING may still fail the calls that
+//!   matter, and only those calls can tell. So a sick Redis costs a handful of calls per probe,
+//!   not every pending caller, and the breaker does not flap.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
@@ -31,8 +32,11 @@ pub(crate) struct Breaker {
     state: AtomicU8,
     /// Consecutive failures while closed.
     failures: AtomicU32,
-    /// Trials in flight while half-open.
+    /// Trials in flight in the current half-open phase.
     trials: AtomicU32,
+    /// Counts the half-open phases, so that a trial of an earlier phase that ends late does not
+    /// free a slot of the current one.
+    phase: AtomicU32,
     /// Successes since the breaker half-opened.
     successes: AtomicU32,
     opened: AtomicU64,
@@ -54,8 +58,8 @@ pub(crate) enum Outcome {
 pub(crate) enum Admission {
     /// Closed: go ahead.
     Call,
-    /// Half-open: go ahead as one of the trials; report the outcome with [`Breaker::end_trial`].
-    Trial,
+    /// Half-open: go ahead as one of the trials of this phase.
+    Trial(u32),
     /// Open, or half-open with every trial slot taken: skip Redis.
     Skip,
 }
@@ -68,6 +72,7 @@ impl Breaker {
             state: AtomicU8::new(CLOSED),
             failures: AtomicU32::new(0),
             trials: AtomicU32::new(0),
+            phase: AtomicU32::new(0),
             successes: AtomicU32::new(0),
             opened: AtomicU64::new(0),
         }
@@ -79,9 +84,10 @@ impl Breaker {
         match self.state.load(Ordering::Acquire) {
             CLOSED => Admission::Call,
             HALF_OPEN => {
+                let phase = self.phase.load(Ordering::Acquire);
                 let taken = self.trials.fetch_add(1, Ordering::AcqRel);
                 if taken < TRIAL_CALLS {
-                    Admission::Trial
+                    Admission::Trial(phase)
                 } else {
                     self.release_trial();
                     Admission::Skip
@@ -94,8 +100,10 @@ impl Breaker {
     /// Records how a call that went to Redis ended. True when this call opened the breaker (the
     /// caller then wakes the probe).
     pub(crate) fn record(&self, admission: Admission, outcome: Outcome) -> bool {
-        if admission == Admission::Trial {
-            self.release_trial();
+        if let Admission::Trial(phase) = admission {
+            if phase == self.phase.load(Ordering::Acquire) {
+                self.release_trial();
+            }
         }
         match outcome {
             Outcome::Answered => {
@@ -157,7 +165,7 @@ impl Breaker {
         false
     }
 
-    /// A probe got an answer: an open breaker half-opens; a half-open one counts a success.
+    /// A probe got an answer: an open breaker half-opens (a half-open one waits for its trials).
     pub(crate) fn probe_succeeded(&self) {
         if self
             .state
@@ -166,8 +174,7 @@ impl Breaker {
         {
             self.successes.store(0, Ordering::Release);
             self.trials.store(0, Ordering::Release);
-        } else {
-            self.on_success();
+            self.phase.fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -191,6 +198,11 @@ impl Breaker {
     /// True unless the breaker is closed (the probe keeps running).
     pub(crate) fn is_tripped(&self) -> bool {
         self.state.load(Ordering::Acquire) != CLOSED
+    }
+
+    /// True while calls skip Redis altogether (open, not half-open).
+    pub(crate) fn is_open(&self) -> bool {
+        self.state.load(Ordering::Acquire) == OPEN
     }
 
     /// How long the probe waits between checks.
@@ -251,12 +263,15 @@ mod tests {
         assert_eq!(b.state(), "half-open");
         let trials: Vec<Admission> = (0..TRIAL_CALLS + 2).map(|_| b.admit()).collect();
         assert_eq!(
-            trials.iter().filter(|a| **a == Admission::Trial).count(),
+            trials
+                .iter()
+                .filter(|a| matches!(a, Admission::Trial(_)))
+                .count(),
             TRIAL_CALLS as usize,
             "only {TRIAL_CALLS} trials at a time: {trials:?}"
         );
-        for _ in 0..SUCCESSES_TO_CLOSE {
-            b.record(Admission::Trial, Outcome::Answered);
+        for trial in trials.iter().take(SUCCESSES_TO_CLOSE as usize) {
+            b.record(*trial, Outcome::Answered);
         }
         assert_eq!(b.state(), "closed");
         assert_eq!(b.admit(), Admission::Call);
@@ -268,20 +283,30 @@ mod tests {
         assert!(fail(&b));
         b.probe_succeeded();
         let trial = b.admit();
-        assert_eq!(trial, Admission::Trial);
+        assert!(matches!(trial, Admission::Trial(_)));
+        let late = b.admit();
         assert!(
             b.record(trial, Outcome::Failed),
             "a failed trial reopens, and says so"
         );
         assert_eq!((b.state(), b.times_opened()), ("open", 2));
         b.probe_succeeded();
+        // A trial of the earlier phase that ends now frees no slot of this one.
+        let taken: Vec<Admission> = (0..TRIAL_CALLS).map(|_| b.admit()).collect();
+        assert!(taken.iter().all(|a| matches!(a, Admission::Trial(_))));
+        b.record(late, Outcome::TimedOut);
+        assert_eq!(
+            b.admit(),
+            Admission::Skip,
+            "still {TRIAL_CALLS} trials in flight"
+        );
         b.probe_failed();
         assert_eq!((b.state(), b.times_opened()), ("open", 3));
-        // Probes alone close it too (callers may all be cancelled).
+        // Probes alone do not close it: only calls that succeed do.
         for _ in 0..=SUCCESSES_TO_CLOSE {
             b.probe_succeeded();
         }
-        assert_eq!(b.state(), "closed");
+        assert_eq!(b.state(), "half-open");
     }
 
     #[test]

@@ -138,6 +138,8 @@ impl Policy {
     fn keep(&self, added: Added, what: &str, error: &CacheError) {
         match added {
             Added::Kept => {
+                // Rate-limited at warn with the other failures; each one at debug.
+                self.log_failure("invalidation kept for replay", error);
                 tracing::debug!(pattern = what, %error, "invalidation kept for replay");
                 self.wake.notify_one();
             }

@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::backend::memory::MemoryBackend;
-use crate::backend::redis::RedisBackend;
+use crate::backend::runtimes::{PoolSettings, RedisBackend};
 use crate::backend::Backend;
 use crate::codec::{decode_value, encode_value};
 use crate::config::BackendConfig;
@@ -115,14 +115,18 @@ impl Policy {
                 }
                 BackendConfig::Redis(url) => {
                     let io = IoRuntime::start()?;
-                    let connect = RedisBackend::connect(
-                        url.clone(),
-                        config.pool_size(),
-                        config.socket_timeout(),
-                        config.clear_timeout(),
-                        config.tls().clone(),
-                    );
-                    let (backend, started) = io.run(connect).await??;
+                    let settings = PoolSettings {
+                        url: url.clone(),
+                        pool_size: config.pool_size(),
+                        timeout: config.socket_timeout(),
+                        clear_timeout: config.clear_timeout(),
+                        tls: config.tls().clone(),
+                    };
+                    let (backend, started) = io.run(RedisBackend::connect_home(settings)).await??;
+                    if started.is_ok() {
+                        // The creating runtime's own pool, so that its first call is not slower.
+                        backend.here().await?;
+                    }
                     match started {
                         Ok(()) => tracing::info!(url = %url, "connected to Redis"),
                         Err(e) if config.fail_silently() => tracing::warn!(
@@ -182,7 +186,7 @@ impl Policy {
 
     pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
-            circuit_open: self.breaker.is_tripped(),
+            circuit_open: self.breaker.is_open(),
             circuit_opens: self.breaker.times_opened(),
             invalidations_pending: self.pending.len() as u64,
             ..self.counters.snapshot()
@@ -358,7 +362,7 @@ impl Policy {
 
     /// Logs a backend failure at warn at most once per [`WARN_EVERY`], at debug otherwise, so an
     /// outage does not flood the logs.
-    fn log_failure(&self, op: &'static str, error: &CacheError) {
+    pub(crate) fn log_failure(&self, op: &'static str, error: &CacheError) {
         let now_ms = self.created.elapsed().as_millis() as u64;
         let last = self.last_warned_ms.load(Ordering::Relaxed);
         let due = last == u64::MAX || now_ms.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
@@ -398,18 +402,27 @@ impl Policy {
 }
 
 /// The background task of a Redis cache, on its I/O runtime: while the breaker is tripped or
-/// invalidations are pending, every probe interval (or at once when woken) it asks Redis; when
+/// invalidations are pending, every probe interval it asks Redis (it sleeps until woken
+/// otherwise); when
 /// Redis answers it first replays the pending invalidations, then lets calls through again
 /// (half-open). Ends when the cache is dropped.
 async fn background(policy: Weak<Policy>, wake: Arc<tokio::sync::Notify>) {
     loop {
-        let interval = match policy.upgrade() {
-            Some(p) if p.breaker.is_tripped() || p.pending.len() > 0 => p.breaker.probe_interval(),
-            Some(_) => Duration::MAX,
+        // Holds no strong reference while it waits, so the cache can be dropped meanwhile.
+        let busy = match policy.upgrade() {
+            Some(p) if p.breaker.is_tripped() || p.pending.len() > 0 => {
+                Some(p.breaker.probe_interval())
+            }
+            Some(_) => None,
             None => return,
         };
-        // Holds no strong reference while it waits, so the cache can be dropped meanwhile.
-        let _ = tokio::time::timeout(interval, wake.notified()).await;
+        let Some(interval) = busy else {
+            wake.notified().await;
+            continue;
+        };
+        // A probe interval after the breaker opened (or the last try), never at once: an open
+        // breaker stays open for at least that long.
+        tokio::time::sleep(interval).await;
         let Some(policy) = policy.upgrade() else {
             return;
         };
@@ -417,7 +430,7 @@ async fn background(policy: Weak<Policy>, wake: Arc<tokio::sync::Notify>) {
             continue;
         }
         let healthy = match &policy.store {
-            Some(Store::Redis(b)) => b.ping().await.is_ok(),
+            Some(Store::Redis(b)) => b.home().ping().await.is_ok(),
             _ => true,
         };
         if !healthy {
@@ -425,7 +438,7 @@ async fn background(policy: Weak<Policy>, wake: Arc<tokio::sync::Notify>) {
             continue;
         }
         if policy.replay_pending().await {
-            if policy.breaker.is_tripped() {
+            if policy.breaker.is_open() {
                 tracing::info!("Redis answers again; circuit breaker half-open");
             }
             policy.breaker.probe_succeeded();

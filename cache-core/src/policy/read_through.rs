@@ -179,10 +179,12 @@ impl Policy {
         let (bytes, ttl) = match encoded {
             Some(Ok(encoded)) => encoded,
             None => {
+                drop(leader);
                 lease.release().await;
                 return ret;
             }
             Some(Err(error)) => {
+                drop(leader);
                 lease.release().await;
                 return self
                     .route(
@@ -197,12 +199,14 @@ impl Policy {
         if let Err(error) = self.check_size(bytes.len()) {
             // Too large to store: the caller still gets its value; the waiters compute theirs.
             tracing::warn!(key, %error, "value not cached");
+            drop(leader);
             lease.release().await;
             return ret;
         }
         leader.close();
         if leader.invalidated() || self.pending.covers(key) {
             // An invalidation ran while the body did: the value may predate it.
+            drop(leader);
             lease.release().await;
             return ret;
         }
@@ -379,7 +383,9 @@ impl Policy {
     }
 }
 
-/// A lease this process holds on a key; released when dropped without storing.
+/// A lease this process holds on a key. Spent by a store, given back by `release`, or, dropped
+/// with neither (a cancelled or panicking caller), released in the background, so that the next
+/// caller need not wait for it to expire.
 struct LeaseGuard {
     policy: Arc<Policy>,
     key: String,
@@ -405,12 +411,8 @@ impl LeaseGuard {
         result
     }
 
-    /// Forgets a lease that was not taken.
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-
-    /// Gives the lease back, so that the next caller need not wait for it to expire.
+    /// Gives the lease back now, so that the key is empty again when the caller returns and the
+    /// next caller need not wait for the lease to expire. The waiters were released before.
     async fn release(mut self) {
         self.armed = false;
         if let Some(store) = &self.policy.store {
@@ -422,6 +424,11 @@ impl LeaseGuard {
                 })
                 .await;
         }
+    }
+
+    /// Forgets a lease that was not taken.
+    fn disarm(mut self) {
+        self.armed = false;
     }
 }
 
