@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use cache_core::{cached, CacheConfig};
-use integration_tests::{block_on, RedisServer};
+use integration_tests::RedisServer;
 use serde::{Deserialize, Serialize};
 
 static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
@@ -40,7 +40,8 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs[xs.len() / 2]
 }
 
-fn main() {
+#[tokio::main]
+async fn main() {
     let calls: u32 = std::env::var("OVERHEAD_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -49,49 +50,47 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(9);
-    block_on(async {
-        // OVERHEAD_BACKEND=memory isolates the macro's own cost from the network round trip.
-        let builder = CacheConfig::builder();
-        let builder = match std::env::var("OVERHEAD_BACKEND").as_deref() {
-            Ok("memory") => builder.memory(64 << 20),
-            _ => builder.url(SERVER.url()),
-        };
-        let config = builder.build().unwrap();
-        let cache = cache_core::init(config).await.unwrap();
-        let expected = get_server_details(123).await; // miss: stores the value
-        let key = "server:get_server_details:123";
-        // Warm up both paths and the connection pool.
-        for _ in 0..1000 {
-            assert_eq!(get_server_details(123).await, expected);
-            assert_eq!(
-                cache.get::<Option<Server>>(key).await.unwrap(),
-                Some(expected.clone())
+    // OVERHEAD_BACKEND=memory isolates the macro's own cost from the network round trip.
+    let builder = CacheConfig::builder();
+    let builder = match std::env::var("OVERHEAD_BACKEND").as_deref() {
+        Ok("memory") => builder.memory(64 << 20),
+        _ => builder.url(SERVER.url()),
+    };
+    let config = builder.build().unwrap();
+    let cache = cache_core::init(config).await.unwrap();
+    let expected = get_server_details(123).await; // miss: stores the value
+    let key = "server:get_server_details:123";
+    // Warm up both paths and the connection pool.
+    for _ in 0..1000 {
+        assert_eq!(get_server_details(123).await, expected);
+        assert_eq!(
+            cache.get::<Option<Server>>(key).await.unwrap(),
+            Some(expected.clone())
+        );
+    }
+    let (mut macro_times, mut get_times) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..calls {
+            std::hint::black_box(get_server_details(std::hint::black_box(123)).await);
+        }
+        macro_times.push(start.elapsed() / calls);
+        let start = Instant::now();
+        for _ in 0..calls {
+            std::hint::black_box(
+                cache
+                    .get::<Option<Server>>(std::hint::black_box(key))
+                    .await
+                    .unwrap(),
             );
         }
-        let (mut macro_times, mut get_times) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let start = Instant::now();
-            for _ in 0..calls {
-                std::hint::black_box(get_server_details(std::hint::black_box(123)).await);
-            }
-            macro_times.push(start.elapsed() / calls);
-            let start = Instant::now();
-            for _ in 0..calls {
-                std::hint::black_box(
-                    cache
-                        .get::<Option<Server>>(std::hint::black_box(key))
-                        .await
-                        .unwrap(),
-                );
-            }
-            get_times.push(start.elapsed() / calls);
-        }
-        let (m, g) = (median(macro_times), median(get_times));
-        let overhead = m.as_nanos() as i128 - g.as_nanos() as i128;
-        println!(
-            "{}: hit through #[cached]: {m:?}/call; Cache::get: {g:?}/call; overhead {overhead} ns/call ({:+.1}%), median of {rounds} rounds x {calls} calls",
-            cache.backend_name(),
-            overhead as f64 * 100.0 / g.as_nanos() as f64
-        );
-    });
+        get_times.push(start.elapsed() / calls);
+    }
+    let (m, g) = (median(macro_times), median(get_times));
+    let overhead = m.as_nanos() as i128 - g.as_nanos() as i128;
+    println!(
+        "{}: hit through #[cached]: {m:?}/call; Cache::get: {g:?}/call; overhead {overhead} ns/call ({:+.1}%), median of {rounds} rounds x {calls} calls",
+        cache.backend_name(),
+        overhead as f64 * 100.0 / g.as_nanos() as f64
+    );
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use cache_core::{cached, invalidate_cache, CacheConfig};
-use integration_tests::{block_on, resident_bytes, RedisServer};
+use integration_tests::{resident_bytes, RedisServer};
 use serde::{Deserialize, Serialize};
 
 fn env(name: &str, default: u64) -> u64 {
@@ -124,7 +124,13 @@ fn main() {
         .breaker_probe_interval(Duration::from_millis(200))
         .build()
         .expect("config");
-    let cache = block_on(cache_core::init(config)).expect("cache");
+    // The callers' runtime: two workers, while this thread drives the server and the clock.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let cache = runtime.block_on(cache_core::init(config)).expect("cache");
 
     let stop = Arc::new(AtomicBool::new(false));
     let histogram = Arc::new(Histogram::new());
@@ -134,7 +140,7 @@ fn main() {
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
     );
-    let tasks: Vec<_> = block_on(async {
+    let tasks: Vec<_> = runtime.block_on(async {
         (0..callers)
             .map(|task| {
                 let (stop, histogram, calls, wrong, stale, bumps) = (
@@ -195,7 +201,7 @@ fn main() {
     }
     let rss_loaded = resident_bytes();
     stop.store(true, Ordering::Relaxed);
-    block_on(async {
+    runtime.block_on(async {
         for task in tasks {
             task.await.expect("a caller panicked");
         }

@@ -1,52 +1,20 @@
-//! Test harness: real `redis-server` processes on free loopback ports, a raw RESP client that
-//! does not share code with the library under test, and one tokio runtime per test binary.
+//! Test harness: real `redis-server` processes on free loopback ports, and a raw RESP client that
+//! does not share code with the library under test. Tests are written as users write theirs:
+//! `#[tokio::test]` functions, each on a runtime of its own (the cache works from any runtime).
 //!
 //! Servers are stopped by pid when their [`RedisServer`] is dropped (also on panic), and a
 //! watchdog shell kills them when the test process dies any other way, so no server outlives
 //! its test binary. The Redis on 127.0.0.1:6379 is never used.
 
-use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 /// The command that installs what the harness needs, named in every failure about a missing binary.
 pub const INSTALL: &str =
     "apt-get install -y redis-server redis-tools redis-sentinel (or run integration-tests/setup.sh)";
-
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime for the tests")
-});
-
-/// Runs `future` on the test binary's one shared runtime.
-///
-/// Use it instead of `#[tokio::test]` when a test touches the process-wide cache: fred's
-/// connection tasks live on the runtime that created them, so every test must share it.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    RUNTIME.block_on(future)
-}
-
-/// Runs `test` on the shared runtime once the process-wide cache is set up on Redis at `url` (the
-/// first call sets it up; later ones find it): for a test binary whose tests share one server.
-pub fn block_on_with_cache<F: Future>(url: &str, test: F) -> F::Output {
-    static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    block_on(async {
-        READY
-            .get_or_init(|| async {
-                let config = cache_core::CacheConfig::builder().url(url).build().unwrap();
-                cache_core::init(config).await.unwrap();
-            })
-            .await;
-        test.await
-    })
-}
 
 /// A loopback port that nothing listens on (bound, then released).
 pub fn free_port() -> u16 {

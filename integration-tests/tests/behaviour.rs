@@ -1,7 +1,7 @@
 //! The behaviour suite: written once, run against a real redis-server and the in-process backend.
 //!
 //! Every test takes a [`Subject`] and must pass on both; `behaviour_suite!` at the bottom
-//! generates `on_redis::name` and `on_memory::name` for each.
+//! generates the `#[tokio::test]` functions `on_redis::name` and `on_memory::name` for each.
 
 use std::time::{Duration, Instant};
 
@@ -410,36 +410,53 @@ async fn health_reports_the_backend(s: Subject) {
 }
 
 macro_rules! behaviour_suite {
-    ($($name:ident),* $(,)?) => {
+    (
+        current_thread: [$($name:ident),* $(,)?],
+        multi_thread: [$($parallel:ident),* $(,)?] $(,)?
+    ) => {
         mod on_redis {
-            $(#[test]
-            fn $name() {
+            $(#[tokio::test]
+            async fn $name() {
                 let subject = super::Subject::Redis(integration_tests::RedisServer::start());
-                integration_tests::block_on(super::$name(subject));
+                super::$name(subject).await;
+            })*
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $parallel() {
+                let subject = super::Subject::Redis(integration_tests::RedisServer::start());
+                super::$parallel(subject).await;
             })*
         }
         mod on_memory {
-            $(#[test]
-            fn $name() {
-                integration_tests::block_on(super::$name(super::Subject::Memory));
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Subject::Memory).await;
+            })*
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $parallel() {
+                super::$parallel(super::Subject::Memory).await;
             })*
         }
     };
 }
 
 behaviour_suite!(
-    set_get_round_trip,
-    ttl_is_set_and_values_expire,
-    default_ttl_applies_when_none_is_given,
-    delete_counts_only_existing_keys,
-    clear_pattern_removes_exactly_the_matching_keys,
-    clear_pattern_follows_glob_rules,
-    clear_pattern_stays_correct_under_concurrent_writes,
-    increment_counts_from_absent_and_existing,
-    increment_keeps_the_ttl_and_is_atomic,
-    get_many_mixes_present_absent_and_corrupt,
-    corrupt_values_are_misses_that_a_set_repairs,
-    unicode_and_empty_values_round_trip,
-    disabled_cache_is_a_no_op,
-    health_reports_the_backend,
+    current_thread: [
+        set_get_round_trip,
+        ttl_is_set_and_values_expire,
+        default_ttl_applies_when_none_is_given,
+        delete_counts_only_existing_keys,
+        clear_pattern_removes_exactly_the_matching_keys,
+        clear_pattern_follows_glob_rules,
+        increment_counts_from_absent_and_existing,
+        get_many_mixes_present_absent_and_corrupt,
+        corrupt_values_are_misses_that_a_set_repairs,
+        unicode_and_empty_values_round_trip,
+        disabled_cache_is_a_no_op,
+        health_reports_the_backend,
+    ],
+    // Their spawned writers must run beside the test's own calls, on another worker.
+    multi_thread: [
+        clear_pattern_stays_correct_under_concurrent_writes,
+        increment_keeps_the_ttl_and_is_atomic,
+    ],
 );

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cache_core::{cached, invalidate_cache, CacheConfig};
 use integration_tests::cluster::RedisCluster;
-use integration_tests::{block_on, command_at, reply_text};
+use integration_tests::{command_at, reply_text};
 
 /// The "database": the current version of each item.
 static DB: LazyLock<Mutex<HashMap<u64, u64>>> = LazyLock::new(Default::default);
@@ -70,111 +70,109 @@ fn migrating_slots(ports: &[u16]) -> bool {
     })
 }
 
-#[test]
-fn invalidations_are_never_lost_while_slots_migrate() {
+#[tokio::test]
+async fn invalidations_are_never_lost_while_slots_migrate() {
     let cluster = RedisCluster::start();
-    block_on(async {
-        let config = CacheConfig::builder()
-            .url(cluster.url())
-            .socket_timeout(Duration::from_secs(2))
-            .pool_size(4)
-            .fail_silently(true)
-            .build()
-            .unwrap();
-        let cache = cache_core::init(config).await.unwrap();
-        // Filler keys, so that migrating a slot moves several keys and takes a while.
-        cache
-            .set_many((0..15_000).map(|i| (format!("filler:{i}"), i)), None)
-            .await
-            .unwrap();
-        let ids: Vec<u64> = (0..120).collect();
-        for &id in &ids {
-            DB.lock().unwrap().insert(id, 1);
-            assert_eq!(item(id).await, 1);
-        }
+    let config = CacheConfig::builder()
+        .url(cluster.url())
+        .socket_timeout(Duration::from_secs(2))
+        .pool_size(4)
+        .fail_silently(true)
+        .build()
+        .unwrap();
+    let cache = cache_core::init(config).await.unwrap();
+    // Filler keys, so that migrating a slot moves several keys and takes a while.
+    cache
+        .set_many((0..15_000).map(|i| (format!("filler:{i}"), i)), None)
+        .await
+        .unwrap();
+    let ids: Vec<u64> = (0..120).collect();
+    for &id in &ids {
+        DB.lock().unwrap().insert(id, 1);
+        assert_eq!(item(id).await, 1);
+    }
 
-        // Move a third of the first primary's slots to the second, in the background.
-        let primaries: Vec<u16> = {
-            let mut p: Vec<u16> = cluster
-                .nodes()
-                .iter()
-                .filter(|n| n.primary)
-                .map(|n| n.port)
-                .collect();
-            p.sort_unstable();
-            p
-        };
-        let slots_before = slots_of(&cache, primaries[1]).await;
-        let mut reshard = cluster.reshard(primaries[0], primaries[1], 1500);
-        let started = Instant::now();
-        let mut rounds = 0u64;
-        let mut checks = 0u64;
-        let mut checks_while_migrating = 0u64;
-        let ports = cluster.live_ports();
-        loop {
-            let done = reshard.try_wait().unwrap().is_some();
-            rounds += 1;
-            for &id in &ids {
-                let version = DB.lock().unwrap()[&id];
-                assert_eq!(item(id).await, version, "item({id}) before update");
-                let next = version + 1;
-                if (id + rounds) % 4 == 0 {
-                    update_all(id, next).await.unwrap();
-                } else {
-                    update_one(id, next).await.unwrap();
-                }
-                // The invalidation has returned: a read now must see the new version.
-                assert_eq!(
-                    item(id).await,
-                    next,
-                    "item({id}) served a stale value after its invalidation (round {rounds}): {:?}",
-                    cache.stats()
-                );
-                checks += 1;
-                // Sampled now and then: was a slot half-moved around this check?
-                if id % 10 == 0 && migrating_slots(&ports) {
-                    checks_while_migrating += 10;
-                }
-            }
-            if done {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(90),
-                "the reshard did not finish"
-            );
-        }
-        let status = reshard.wait_with_output().unwrap();
-        assert!(
-            status.status.success(),
-            "reshard failed: {}",
-            String::from_utf8_lossy(&status.stderr)
-        );
-        eprintln!(
-            "reshard: {rounds} rounds, {checks} invalidations checked ({checks_while_migrating} while slots migrated) in {:?}",
-            started.elapsed()
-        );
-        assert!(rounds >= 2, "the reshard ended before the checks ran");
-        assert!(
-            checks_while_migrating > 0,
-            "no check overlapped a migrating slot"
-        );
-        // The cache was used throughout: reads after a version change were hits.
-        let stats = cache.stats();
-        assert!(stats.hits > 0, "{stats:?}");
-        // Hash-tagged keys: all in one slot, and invalidated by a pattern naming the tag.
-        for id in 0..20 {
-            assert_eq!(tagged(id).await, id + 1);
-        }
-        let slots: std::collections::BTreeSet<u16> = (0..20)
-            .map(|id| cluster.keyslot(&format!("{{tagged}}:tagged:{id}")))
+    // Move a third of the first primary's slots to the second, in the background.
+    let primaries: Vec<u16> = {
+        let mut p: Vec<u16> = cluster
+            .nodes()
+            .iter()
+            .filter(|n| n.primary)
+            .map(|n| n.port)
             .collect();
-        assert_eq!(slots.len(), 1, "{slots:?}");
-        assert!(cache.exists("{tagged}:tagged:7").await.unwrap());
-        drop_tagged().await.unwrap();
-        assert!(!cache.exists("{tagged}:tagged:7").await.unwrap());
-        // The destination primary now serves the 1500 moved slots (as the health report says).
-        let after = slots_of(&cache, primaries[1]).await;
-        assert_eq!(after, slots_before + 1500, "{}", cluster.describe());
-    });
+        p.sort_unstable();
+        p
+    };
+    let slots_before = slots_of(&cache, primaries[1]).await;
+    let mut reshard = cluster.reshard(primaries[0], primaries[1], 1500);
+    let started = Instant::now();
+    let mut rounds = 0u64;
+    let mut checks = 0u64;
+    let mut checks_while_migrating = 0u64;
+    let ports = cluster.live_ports();
+    loop {
+        let done = reshard.try_wait().unwrap().is_some();
+        rounds += 1;
+        for &id in &ids {
+            let version = DB.lock().unwrap()[&id];
+            assert_eq!(item(id).await, version, "item({id}) before update");
+            let next = version + 1;
+            if (id + rounds) % 4 == 0 {
+                update_all(id, next).await.unwrap();
+            } else {
+                update_one(id, next).await.unwrap();
+            }
+            // The invalidation has returned: a read now must see the new version.
+            assert_eq!(
+                item(id).await,
+                next,
+                "item({id}) served a stale value after its invalidation (round {rounds}): {:?}",
+                cache.stats()
+            );
+            checks += 1;
+            // Sampled now and then: was a slot half-moved around this check?
+            if id % 10 == 0 && migrating_slots(&ports) {
+                checks_while_migrating += 10;
+            }
+        }
+        if done {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the reshard did not finish"
+        );
+    }
+    let status = reshard.wait_with_output().unwrap();
+    assert!(
+        status.status.success(),
+        "reshard failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    eprintln!(
+        "reshard: {rounds} rounds, {checks} invalidations checked ({checks_while_migrating} while slots migrated) in {:?}",
+        started.elapsed()
+    );
+    assert!(rounds >= 2, "the reshard ended before the checks ran");
+    assert!(
+        checks_while_migrating > 0,
+        "no check overlapped a migrating slot"
+    );
+    // The cache was used throughout: reads after a version change were hits.
+    let stats = cache.stats();
+    assert!(stats.hits > 0, "{stats:?}");
+    // Hash-tagged keys: all in one slot, and invalidated by a pattern naming the tag.
+    for id in 0..20 {
+        assert_eq!(tagged(id).await, id + 1);
+    }
+    let slots: std::collections::BTreeSet<u16> = (0..20)
+        .map(|id| cluster.keyslot(&format!("{{tagged}}:tagged:{id}")))
+        .collect();
+    assert_eq!(slots.len(), 1, "{slots:?}");
+    assert!(cache.exists("{tagged}:tagged:7").await.unwrap());
+    drop_tagged().await.unwrap();
+    assert!(!cache.exists("{tagged}:tagged:7").await.unwrap());
+    // The destination primary now serves the 1500 moved slots (as the health report says).
+    let after = slots_of(&cache, primaries[1]).await;
+    assert_eq!(after, slots_before + 1500, "{}", cluster.describe());
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_core::{cached, CacheConfig};
-use integration_tests::{block_on, RedisServer};
+use integration_tests::RedisServer;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -19,9 +19,11 @@ async fn double(n: u64) -> u64 {
     n * 2
 }
 
-#[test]
-fn sigkill_under_load_then_restart() {
-    let mut server = RedisServer::start();
+/// Two workers for the callers, and the server driven from a blocking thread: the load must go
+/// on while the test sleeps, kills and restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_then_restart() {
+    let server = RedisServer::start();
     let config = CacheConfig::builder()
         .url(server.url())
         .socket_timeout(TIMEOUT)
@@ -30,7 +32,7 @@ fn sigkill_under_load_then_restart() {
         .breaker_probe_interval(Duration::from_millis(100))
         .build()
         .unwrap();
-    let cache = block_on(cache_core::init(config)).unwrap();
+    let cache = cache_core::init(config).await.unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let (wrong, calls, slowest_us) = (
@@ -38,59 +40,62 @@ fn sigkill_under_load_then_restart() {
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
     );
-    let callers: Vec<_> = block_on(async {
-        (0..32u64)
-            .map(|task| {
-                let (stop, wrong, calls, slowest_us) = (
-                    stop.clone(),
-                    wrong.clone(),
-                    calls.clone(),
-                    slowest_us.clone(),
-                );
-                tokio::spawn(async move {
-                    let mut i = task;
-                    while !stop.load(Ordering::Relaxed) {
-                        let n = i % 64;
-                        let started = Instant::now();
-                        if double(n).await != n * 2 {
-                            wrong.fetch_add(1, Ordering::Relaxed);
-                        }
-                        let took = started.elapsed().as_micros() as u64;
-                        slowest_us.fetch_max(took, Ordering::Relaxed);
-                        calls.fetch_add(1, Ordering::Relaxed);
-                        i += 7;
+    let callers: Vec<_> = (0..32u64)
+        .map(|task| {
+            let (stop, wrong, calls, slowest_us) = (
+                stop.clone(),
+                wrong.clone(),
+                calls.clone(),
+                slowest_us.clone(),
+            );
+            tokio::spawn(async move {
+                let mut i = task;
+                while !stop.load(Ordering::Relaxed) {
+                    let n = i % 64;
+                    let started = Instant::now();
+                    if double(n).await != n * 2 {
+                        wrong.fetch_add(1, Ordering::Relaxed);
                     }
-                })
+                    let took = started.elapsed().as_micros() as u64;
+                    slowest_us.fetch_max(took, Ordering::Relaxed);
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    i += 7;
+                }
             })
-            .collect()
-    });
+        })
+        .collect();
 
-    std::thread::sleep(Duration::from_secs(1));
-    let hits_before_kill = cache.stats().hits;
-    assert!(hits_before_kill > 100, "warm-up: {:?}", cache.stats());
-    server.kill();
-    std::thread::sleep(Duration::from_millis(1500));
-    let during_outage = cache.stats();
-    assert!(during_outage.circuit_opens >= 1, "{during_outage:?}");
+    let driver_cache = cache.clone();
+    let (server, first_hit) = tokio::task::spawn_blocking(move || {
+        let (mut server, cache) = (server, driver_cache);
+        std::thread::sleep(Duration::from_secs(1));
+        let hits_before_kill = cache.stats().hits;
+        assert!(hits_before_kill > 100, "warm-up: {:?}", cache.stats());
+        server.kill();
+        std::thread::sleep(Duration::from_millis(1500));
+        let during_outage = cache.stats();
+        assert!(during_outage.circuit_opens >= 1, "{during_outage:?}");
 
-    let restarted = Instant::now();
-    server.restart();
-    let hits_at_restart = cache.stats().hits;
-    let mut first_hit = None;
-    while restarted.elapsed() < Duration::from_secs(10) {
-        if cache.stats().hits > hits_at_restart {
-            first_hit = Some(restarted.elapsed());
-            break;
+        let restarted = Instant::now();
+        server.restart();
+        let hits_at_restart = cache.stats().hits;
+        let mut first_hit = None;
+        while restarted.elapsed() < Duration::from_secs(10) {
+            if cache.stats().hits > hits_at_restart {
+                first_hit = Some(restarted.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(500));
+        (server, first_hit)
+    })
+    .await
+    .unwrap();
     stop.store(true, Ordering::Relaxed);
-    block_on(async {
-        for caller in callers {
-            caller.await.expect("no caller panicked");
-        }
-    });
+    for caller in callers {
+        caller.await.expect("no caller panicked");
+    }
 
     let first_hit = first_hit.expect("hits resumed after the restart");
     let stats = cache.stats();
@@ -117,4 +122,5 @@ fn sigkill_under_load_then_restart() {
     );
     assert!(!stats.circuit_open, "{stats:?}");
     assert_eq!(cache_core::__private::in_flight(), 0);
+    drop(server);
 }

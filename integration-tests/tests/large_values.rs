@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, CacheConfig};
-use integration_tests::{block_on, RedisServer, Reply};
+use integration_tests::{RedisServer, Reply};
 
 fn stored_len(server: &RedisServer, key: &str) -> i64 {
     match server.command(&[b"STRLEN", key.as_bytes()]) {
@@ -16,50 +16,48 @@ fn stored_len(server: &RedisServer, key: &str) -> i64 {
     }
 }
 
-#[test]
-fn large_values_are_compressed_in_redis_and_read_back_unchanged() {
+#[tokio::test]
+async fn large_values_are_compressed_in_redis_and_read_back_unchanged() {
     let server = RedisServer::start();
-    block_on(async {
-        let config = |min| {
-            CacheConfig::builder()
-                .url(server.url())
-                .fail_silently(false)
-                .compress_min_bytes(min)
-                .build()
-                .unwrap()
-        };
-        let packed = Cache::new(config(1024)).await.unwrap();
-        let plain = Cache::new(config(0)).await.unwrap();
-        let page: String = (0..2_000)
-            .map(|i| format!("<li>server {}</li>", i % 50))
-            .collect();
-        packed.set("page:packed", &page, None).await.unwrap();
-        plain.set("page:plain", &page, None).await.unwrap();
-        let (packed_len, plain_len) = (
-            stored_len(&server, "page:packed"),
-            stored_len(&server, "page:plain"),
-        );
-        assert!(
-            packed_len * 5 < plain_len,
-            "{packed_len} vs {plain_len} bytes in Redis"
-        );
-        // Each cache reads both: the header says which is compressed.
-        for cache in [&packed, &plain] {
-            for key in ["page:packed", "page:plain"] {
-                assert_eq!(
-                    cache.get::<String>(key).await.unwrap().as_deref(),
-                    Some(page.as_str())
-                );
-            }
+    let config = |min| {
+        CacheConfig::builder()
+            .url(server.url())
+            .fail_silently(false)
+            .compress_min_bytes(min)
+            .build()
+            .unwrap()
+    };
+    let packed = Cache::new(config(1024)).await.unwrap();
+    let plain = Cache::new(config(0)).await.unwrap();
+    let page: String = (0..2_000)
+        .map(|i| format!("<li>server {}</li>", i % 50))
+        .collect();
+    packed.set("page:packed", &page, None).await.unwrap();
+    plain.set("page:plain", &page, None).await.unwrap();
+    let (packed_len, plain_len) = (
+        stored_len(&server, "page:packed"),
+        stored_len(&server, "page:plain"),
+    );
+    assert!(
+        packed_len * 5 < plain_len,
+        "{packed_len} vs {plain_len} bytes in Redis"
+    );
+    // Each cache reads both: the header says which is compressed.
+    for cache in [&packed, &plain] {
+        for key in ["page:packed", "page:plain"] {
+            assert_eq!(
+                cache.get::<String>(key).await.unwrap().as_deref(),
+                Some(page.as_str())
+            );
         }
-        // Small values are not worth it, and stay as they are.
-        packed.set("small", "tiny", None).await.unwrap();
-        plain.set("small-plain", "tiny", None).await.unwrap();
-        assert_eq!(
-            stored_len(&server, "small"),
-            stored_len(&server, "small-plain")
-        );
-    });
+    }
+    // Small values are not worth it, and stay as they are.
+    packed.set("small", "tiny", None).await.unwrap();
+    plain.set("small-plain", "tiny", None).await.unwrap();
+    assert_eq!(
+        stored_len(&server, "small"),
+        stored_len(&server, "small-plain")
+    );
 }
 
 /// The longest pause of a task ticking every millisecond while `work` runs on a runtime with a

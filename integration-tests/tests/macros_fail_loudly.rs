@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use cache_core::{cached, invalidate_cache, CacheError};
-use integration_tests::{block_on, closed_port_url, RedisServer};
+use integration_tests::{closed_port_url, RedisServer};
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -46,27 +46,25 @@ async fn update(id: u32) -> Result<(), AppError> {
     Ok(())
 }
 
-#[test]
-fn result_functions_get_the_error_others_their_value() {
+#[tokio::test]
+async fn result_functions_get_the_error_others_their_value() {
     // Before any other thread exists.
     std::env::set_var("REDIS_URL", closed_port_url());
     std::env::set_var("CACHE_FAIL_SILENTLY", "false");
     std::env::set_var("REDIS_SOCKET_TIMEOUT", "1");
-    block_on(async {
-        let error = lookup(1).await.unwrap_err();
-        assert!(
-            matches!(&error, AppError::Cache(e) if e.is_connection()),
-            "{error:?}"
-        );
-        assert_eq!(lookup_str(1).await, Ok(2));
-        assert_eq!(plain(4).await, Some(4));
-        assert!(matches!(update(1).await, Err(AppError::Cache(_))));
-        assert_eq!(
-            RUNS.load(SeqCst),
-            2,
-            "the failing Result fn did not run its body"
-        );
-    });
+    let error = lookup(1).await.unwrap_err();
+    assert!(
+        matches!(&error, AppError::Cache(e) if e.is_connection()),
+        "{error:?}"
+    );
+    assert_eq!(lookup_str(1).await, Ok(2));
+    assert_eq!(plain(4).await, Some(4));
+    assert!(matches!(update(1).await, Err(AppError::Cache(_))));
+    assert_eq!(
+        RUNS.load(SeqCst),
+        2,
+        "the failing Result fn did not run its body"
+    );
 
     // Once Redis answers on that port, the same functions cache again.
     let port: u16 = std::env::var("REDIS_URL")
@@ -80,10 +78,8 @@ fn result_functions_get_the_error_others_their_value() {
         .parse()
         .unwrap();
     let server = RedisServer::start_on(port);
-    block_on(async {
-        assert_eq!(lookup(1).await, Ok(2));
-        assert_eq!(lookup(1).await, Ok(2));
-        assert_eq!(RUNS.load(SeqCst), 3);
-    });
+    assert_eq!(lookup(1).await, Ok(2));
+    assert_eq!(lookup(1).await, Ok(2));
+    assert_eq!(RUNS.load(SeqCst), 3);
     drop(server);
 }

@@ -6,21 +6,21 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use cache_core::{__private::in_flight, cached, Cache};
-use integration_tests::{block_on_with_cache, RedisServer};
+use cache_core::{__private::in_flight, cached, Cache, CacheConfig};
+use integration_tests::RedisServer;
 
+/// One server for the binary's tests, which share the process-wide cache on it.
 static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
 
-fn run<F: std::future::Future>(test: F) -> F::Output {
-    block_on_with_cache(&SERVER.url(), test)
+/// The process-wide cache's configuration: every test passes an equal one to `init`, which
+/// returns the cache the first call set up.
+fn config_for(server: &RedisServer) -> CacheConfig {
+    CacheConfig::builder().url(server.url()).build().unwrap()
 }
 
 /// The tests share the one in-flight table; each checks it drains, so they run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// An async lock: each test holds it across its awaits, on a runtime of its own.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 static HOT_RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -31,29 +31,29 @@ async fn hot(id: u32) -> Vec<u32> {
     vec![id; 4]
 }
 
-#[test]
-fn sixty_four_cold_callers_run_the_body_once() {
-    let _serial = serial();
-    run(async {
-        let before = Cache::stats(&cache_core::get_cache().await.unwrap());
-        let callers: Vec<_> = (0..64).map(|_| tokio::spawn(hot(7))).collect();
-        for caller in callers {
-            assert_eq!(caller.await.unwrap(), vec![7; 4]);
-        }
-        assert_eq!(HOT_RUNS.load(SeqCst), 1);
-        assert_eq!(in_flight(), 0);
-        let after = cache_core::get_cache().await.unwrap().stats();
-        // One trip to Redis for the leader (a miss) and one write; the waiters decoded its bytes.
-        assert_eq!(after.sets - before.sets, 1);
-        assert_eq!(after.misses - before.misses, 1);
-        // Warm now: 64 more callers, no body.
-        let callers: Vec<_> = (0..64).map(|_| tokio::spawn(hot(7))).collect();
-        for caller in callers {
-            assert_eq!(caller.await.unwrap(), vec![7; 4]);
-        }
-        assert_eq!(HOT_RUNS.load(SeqCst), 1);
-        assert_eq!(in_flight(), 0);
-    });
+/// Two workers, so that the cold callers race each other in parallel, not only in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_cold_callers_run_the_body_once() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    let _serial = SERIAL.lock().await;
+    let before = Cache::stats(&cache_core::get_cache().await.unwrap());
+    let callers: Vec<_> = (0..64).map(|_| tokio::spawn(hot(7))).collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), vec![7; 4]);
+    }
+    assert_eq!(HOT_RUNS.load(SeqCst), 1);
+    assert_eq!(in_flight(), 0);
+    let after = cache_core::get_cache().await.unwrap().stats();
+    // One trip to Redis for the leader (a miss) and one write; the waiters decoded its bytes.
+    assert_eq!(after.sets - before.sets, 1);
+    assert_eq!(after.misses - before.misses, 1);
+    // Warm now: 64 more callers, no body.
+    let callers: Vec<_> = (0..64).map(|_| tokio::spawn(hot(7))).collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), vec![7; 4]);
+    }
+    assert_eq!(HOT_RUNS.load(SeqCst), 1);
+    assert_eq!(in_flight(), 0);
 }
 
 static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -69,30 +69,29 @@ async fn slow(id: u32) -> u32 {
     id * 10
 }
 
-#[test]
-fn a_cancelled_leader_frees_the_key_and_its_waiters_compute() {
-    let _serial = serial();
-    run(async {
-        let leader = tokio::spawn(slow(1));
-        assert!(wait_until_async(|| SLOW_RUNS.load(SeqCst) == 1).await);
-        assert_eq!(in_flight(), 1);
-        let waiters: Vec<_> = (0..8).map(|_| tokio::spawn(slow(1))).collect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        leader.abort();
-        assert!(leader.await.unwrap_err().is_cancelled());
-        for waiter in waiters {
-            let value = tokio::time::timeout(Duration::from_secs(10), waiter)
-                .await
-                .expect("a waiter hung after its leader was cancelled");
-            assert_eq!(value.unwrap(), 10);
-        }
-        assert_eq!(
-            SLOW_RUNS.load(SeqCst),
-            9,
-            "each waiter ran its own body at once, as it would without a cache"
-        );
-        assert_eq!(in_flight(), 0);
-    });
+#[tokio::test]
+async fn a_cancelled_leader_frees_the_key_and_its_waiters_compute() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    let _serial = SERIAL.lock().await;
+    let leader = tokio::spawn(slow(1));
+    assert!(wait_until_async(|| SLOW_RUNS.load(SeqCst) == 1).await);
+    assert_eq!(in_flight(), 1);
+    let waiters: Vec<_> = (0..8).map(|_| tokio::spawn(slow(1))).collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    for waiter in waiters {
+        let value = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("a waiter hung after its leader was cancelled");
+        assert_eq!(value.unwrap(), 10);
+    }
+    assert_eq!(
+        SLOW_RUNS.load(SeqCst),
+        9,
+        "each waiter ran its own body at once, as it would without a cache"
+    );
+    assert_eq!(in_flight(), 0);
 }
 
 static PANIC_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -107,27 +106,26 @@ async fn fragile(id: u32) -> Result<u32, String> {
     Ok(id)
 }
 
-#[test]
-fn a_panic_reaches_its_caller_and_its_waiters_compute() {
-    let _serial = serial();
-    run(async {
-        let leader = tokio::spawn(fragile(3));
-        assert!(wait_until_async(|| PANIC_RUNS.load(SeqCst) == 1).await);
-        let waiters: Vec<_> = (0..8).map(|_| tokio::spawn(fragile(3))).collect();
-        assert!(
-            leader.await.unwrap_err().is_panic(),
-            "the panic propagates to the caller that ran the body"
-        );
-        for waiter in waiters {
-            let value = tokio::time::timeout(Duration::from_secs(10), waiter)
-                .await
-                .expect("a waiter hung after its leader panicked");
-            assert_eq!(value.unwrap(), Ok(3));
-        }
-        // Each waiter ran its own body at once (none of them panicked).
-        assert_eq!(PANIC_RUNS.load(SeqCst), 9);
-        assert_eq!(in_flight(), 0);
-    });
+#[tokio::test]
+async fn a_panic_reaches_its_caller_and_its_waiters_compute() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    let _serial = SERIAL.lock().await;
+    let leader = tokio::spawn(fragile(3));
+    assert!(wait_until_async(|| PANIC_RUNS.load(SeqCst) == 1).await);
+    let waiters: Vec<_> = (0..8).map(|_| tokio::spawn(fragile(3))).collect();
+    assert!(
+        leader.await.unwrap_err().is_panic(),
+        "the panic propagates to the caller that ran the body"
+    );
+    for waiter in waiters {
+        let value = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("a waiter hung after its leader panicked");
+        assert_eq!(value.unwrap(), Ok(3));
+    }
+    // Each waiter ran its own body at once (none of them panicked).
+    assert_eq!(PANIC_RUNS.load(SeqCst), 9);
+    assert_eq!(in_flight(), 0);
 }
 
 static ERR_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -139,21 +137,20 @@ async fn failing(id: u32) -> Result<u32, String> {
     Err(format!("no {id}"))
 }
 
-#[test]
-fn errors_are_not_shared_each_waiter_runs_the_body() {
-    let _serial = serial();
-    run(async {
-        let callers: Vec<_> = (0..4).map(|_| tokio::spawn(failing(1))).collect();
-        for caller in callers {
-            assert_eq!(caller.await.unwrap(), Err("no 1".into()));
-        }
-        assert_eq!(
-            ERR_RUNS.load(SeqCst),
-            4,
-            "nothing cacheable: each caller ran it"
-        );
-        assert_eq!(in_flight(), 0);
-    });
+#[tokio::test]
+async fn errors_are_not_shared_each_waiter_runs_the_body() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    let _serial = SERIAL.lock().await;
+    let callers: Vec<_> = (0..4).map(|_| tokio::spawn(failing(1))).collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), Err("no 1".into()));
+    }
+    assert_eq!(
+        ERR_RUNS.load(SeqCst),
+        4,
+        "nothing cacheable: each caller ran it"
+    );
+    assert_eq!(in_flight(), 0);
 }
 
 async fn wait_until_async(mut condition: impl FnMut() -> bool) -> bool {
@@ -180,13 +177,12 @@ async fn counter(start: u32) -> Result<Counter, String> {
     })
 }
 
-#[test]
-fn futures_of_send_but_not_sync_values_are_send() {
-    let _serial = serial();
-    run(async {
-        for _ in 0..2 {
-            let value = tokio::spawn(counter(5)).await.unwrap().unwrap();
-            assert_eq!(value.hits.get(), 5);
-        }
-    });
+#[tokio::test]
+async fn futures_of_send_but_not_sync_values_are_send() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    let _serial = SERIAL.lock().await;
+    for _ in 0..2 {
+        let value = tokio::spawn(counter(5)).await.unwrap().unwrap();
+        assert_eq!(value.hits.get(), 5);
+    }
 }

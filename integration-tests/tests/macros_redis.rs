@@ -8,15 +8,17 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use cache_core::{cached, invalidate_cache, CacheError, CacheKey};
-use integration_tests::{block_on_with_cache, RedisServer, Reply};
+use cache_core::{cached, invalidate_cache, CacheConfig, CacheError, CacheKey};
+use integration_tests::{RedisServer, Reply};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+/// One server for the binary's tests, which share the process-wide cache on it.
 static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
 
-/// Runs `test` with the process-wide cache pointed at this binary's server.
-fn run<F: std::future::Future>(test: F) -> F::Output {
-    block_on_with_cache(&SERVER.url(), test)
+/// The process-wide cache's configuration: every test passes an equal one to `init`, which
+/// returns the cache the first call set up.
+fn config_for(server: &RedisServer) -> CacheConfig {
+    CacheConfig::builder().url(server.url()).build().unwrap()
 }
 
 fn exists(key: &str) -> bool {
@@ -64,23 +66,22 @@ pub(crate) async fn get_server_details(server_id: i64) -> Option<Server> {
     })
 }
 
-#[test]
-fn option_caches_some_under_the_documented_key_and_not_none() {
-    run(async {
-        let first = get_server_details(123).await;
-        let second = get_server_details(123).await;
-        assert_eq!(first, second);
-        assert_eq!(first.unwrap().name, "srv-123");
-        assert_eq!(SERVER_RUNS.load(SeqCst), 1, "the second call is a hit");
-        assert!(exists("server:get_server_details:123"));
-        let ttl = pttl("server:get_server_details:123");
-        assert!(ttl > 590_000 && ttl <= 600_000, "{ttl}");
+#[tokio::test]
+async fn option_caches_some_under_the_documented_key_and_not_none() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    let first = get_server_details(123).await;
+    let second = get_server_details(123).await;
+    assert_eq!(first, second);
+    assert_eq!(first.unwrap().name, "srv-123");
+    assert_eq!(SERVER_RUNS.load(SeqCst), 1, "the second call is a hit");
+    assert!(exists("server:get_server_details:123"));
+    let ttl = pttl("server:get_server_details:123");
+    assert!(ttl > 590_000 && ttl <= 600_000, "{ttl}");
 
-        assert_eq!(get_server_details(-1).await, None);
-        assert_eq!(get_server_details(-1).await, None);
-        assert_eq!(SERVER_RUNS.load(SeqCst), 3, "None is not cached");
-        assert!(!exists("server:get_server_details:-1"));
-    });
+    assert_eq!(get_server_details(-1).await, None);
+    assert_eq!(get_server_details(-1).await, None);
+    assert_eq!(SERVER_RUNS.load(SeqCst), 3, "None is not cached");
+    assert!(!exists("server:get_server_details:-1"));
 }
 
 static NEGATIVE_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -91,24 +92,23 @@ async fn find_user(name: &str) -> Option<u32> {
     (name == "alice").then_some(1)
 }
 
-#[test]
-fn none_ttl_caches_none_for_a_short_time() {
-    run(async {
-        assert_eq!(find_user("nobody").await, None);
-        assert_eq!(find_user("nobody").await, None);
-        assert_eq!(
-            NEGATIVE_RUNS.load(SeqCst),
-            1,
-            "None is cached with none_ttl"
-        );
-        let ttl = pttl("find_user:nobody");
-        assert!(ttl > 0 && ttl <= 1000, "{ttl}");
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(find_user("nobody").await, None);
-        assert_eq!(NEGATIVE_RUNS.load(SeqCst), 2, "expired");
-        assert_eq!(find_user("alice").await, Some(1));
-        assert!(pttl("find_user:alice") > 1000);
-    });
+#[tokio::test]
+async fn none_ttl_caches_none_for_a_short_time() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    assert_eq!(find_user("nobody").await, None);
+    assert_eq!(find_user("nobody").await, None);
+    assert_eq!(
+        NEGATIVE_RUNS.load(SeqCst),
+        1,
+        "None is cached with none_ttl"
+    );
+    let ttl = pttl("find_user:nobody");
+    assert!(ttl > 0 && ttl <= 1000, "{ttl}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(find_user("nobody").await, None);
+    assert_eq!(NEGATIVE_RUNS.load(SeqCst), 2, "expired");
+    assert_eq!(find_user("alice").await, Some(1));
+    assert!(pttl("find_user:alice") > 1000);
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -151,26 +151,25 @@ mod aliases {
     }
 }
 
-#[test]
-fn result_caches_ok_only_including_aliases() {
-    run(async {
-        assert_eq!(checked_div(10, 2).await, Ok(5));
-        assert_eq!(checked_div(10, 2).await, Ok(5));
-        assert_eq!(RESULT_RUNS.load(SeqCst), 1);
-        assert!(exists("res:checked_div:10:2"));
-        assert!(checked_div(1, 0).await.is_err());
-        assert!(checked_div(1, 0).await.is_err());
-        assert_eq!(RESULT_RUNS.load(SeqCst), 3, "errors are not cached");
-        assert!(!exists("res:checked_div:1:0"));
+#[tokio::test]
+async fn result_caches_ok_only_including_aliases() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    assert_eq!(checked_div(10, 2).await, Ok(5));
+    assert_eq!(checked_div(10, 2).await, Ok(5));
+    assert_eq!(RESULT_RUNS.load(SeqCst), 1);
+    assert!(exists("res:checked_div:10:2"));
+    assert!(checked_div(1, 0).await.is_err());
+    assert!(checked_div(1, 0).await.is_err());
+    assert_eq!(RESULT_RUNS.load(SeqCst), 3, "errors are not cached");
+    assert!(!exists("res:checked_div:1:0"));
 
-        assert_eq!(aliases::parse("7".into()).await, Ok(7));
-        assert_eq!(aliases::parse("7".into()).await, Ok(7));
-        assert!(aliases::parse("x".into()).await.is_err());
-        assert!(aliases::read("/nonexistent/file").await.is_err());
-        assert!(aliases::read("/nonexistent/file").await.is_err());
-        assert_eq!(aliases::RUNS.load(SeqCst), 4);
-        assert_eq!(keys("alias:*"), ["alias:parse:7"]);
-    });
+    assert_eq!(aliases::parse("7".into()).await, Ok(7));
+    assert_eq!(aliases::parse("7".into()).await, Ok(7));
+    assert!(aliases::parse("x".into()).await.is_err());
+    assert!(aliases::read("/nonexistent/file").await.is_err());
+    assert!(aliases::read("/nonexistent/file").await.is_err());
+    assert_eq!(aliases::RUNS.load(SeqCst), 4);
+    assert_eq!(keys("alias:*"), ["alias:parse:7"]);
 }
 
 static PLAIN_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -189,23 +188,22 @@ async fn short_lived(id: u8) -> u8 {
     id
 }
 
-#[test]
-fn plain_values_are_cached_as_they_are_and_expire() {
-    run(async {
-        assert_eq!(trending(3).await.len(), 3);
-        assert_eq!(trending(3).await, ["post-0", "post-1", "post-2"]);
-        assert_eq!(trending(0).await, Vec::<String>::new());
-        assert_eq!(trending(0).await, Vec::<String>::new());
-        assert_eq!(PLAIN_RUNS.load(SeqCst), 2, "empty values are values");
+#[tokio::test]
+async fn plain_values_are_cached_as_they_are_and_expire() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    assert_eq!(trending(3).await.len(), 3);
+    assert_eq!(trending(3).await, ["post-0", "post-1", "post-2"]);
+    assert_eq!(trending(0).await, Vec::<String>::new());
+    assert_eq!(trending(0).await, Vec::<String>::new());
+    assert_eq!(PLAIN_RUNS.load(SeqCst), 2, "empty values are values");
 
-        assert_eq!(short_lived(1).await, 1);
-        assert_eq!(short_lived(1).await, 1);
-        assert_eq!(EXPIRY_RUNS.load(SeqCst), 1);
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        assert!(!exists("short_lived:1"));
-        assert_eq!(short_lived(1).await, 1);
-        assert_eq!(EXPIRY_RUNS.load(SeqCst), 2);
-    });
+    assert_eq!(short_lived(1).await, 1);
+    assert_eq!(short_lived(1).await, 1);
+    assert_eq!(EXPIRY_RUNS.load(SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(!exists("short_lived:1"));
+    assert_eq!(short_lived(1).await, 1);
+    assert_eq!(EXPIRY_RUNS.load(SeqCst), 2);
 }
 
 struct Repo {
@@ -267,48 +265,47 @@ impl Lookup for Repo {
     }
 }
 
-#[test]
-fn methods_leave_the_receiver_out_of_the_key() {
-    run(async {
-        let a = Repo {
-            name: "a".into(),
-            runs: AtomicUsize::new(0),
-        };
-        let b = Repo {
-            name: "b".into(),
-            runs: AtomicUsize::new(0),
-        };
-        assert_eq!(a.by_ref(1).await, "a-1");
-        assert_eq!(
-            b.by_ref(1).await,
-            "a-1",
-            "the receiver is not part of the key"
-        );
-        assert_eq!(a.runs.load(SeqCst) + b.runs.load(SeqCst), 1);
-        assert!(exists("repo:by_ref:1"));
+#[tokio::test]
+async fn methods_leave_the_receiver_out_of_the_key() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    let a = Repo {
+        name: "a".into(),
+        runs: AtomicUsize::new(0),
+    };
+    let b = Repo {
+        name: "b".into(),
+        runs: AtomicUsize::new(0),
+    };
+    assert_eq!(a.by_ref(1).await, "a-1");
+    assert_eq!(
+        b.by_ref(1).await,
+        "a-1",
+        "the receiver is not part of the key"
+    );
+    assert_eq!(a.runs.load(SeqCst) + b.runs.load(SeqCst), 1);
+    assert!(exists("repo:by_ref:1"));
 
-        let mut c = Repo {
-            name: "c".into(),
-            runs: AtomicUsize::new(0),
-        };
-        assert_eq!(c.by_mut(4).await, 8);
-        assert_eq!(c.by_mut(4).await, 8);
-        assert_eq!(c.name, "c!", "the second call did not run the body");
+    let mut c = Repo {
+        name: "c".into(),
+        runs: AtomicUsize::new(0),
+    };
+    assert_eq!(c.by_mut(4).await, 8);
+    assert_eq!(c.by_mut(4).await, 8);
+    assert_eq!(c.name, "c!", "the second call did not run the body");
 
-        let d = Arc::new(Repo {
-            name: "d".into(),
-            runs: AtomicUsize::new(0),
-        });
-        assert_eq!(d.clone().by_arc(1).await, 2);
-        assert_eq!(d.clone().by_arc(1).await, 2);
-        assert_eq!(d.runs.load(SeqCst), 1);
-        assert!(Repo::associated(1).await.is_none());
-
-        assert_eq!(d.lookup(9).await.as_deref(), Some("d#9"));
-        assert_eq!(a.lookup(9).await.as_deref(), Some("d#9"));
-        assert_eq!(d.runs.load(SeqCst), 2);
-        assert!(exists("trait:lookup:9"));
+    let d = Arc::new(Repo {
+        name: "d".into(),
+        runs: AtomicUsize::new(0),
     });
+    assert_eq!(d.clone().by_arc(1).await, 2);
+    assert_eq!(d.clone().by_arc(1).await, 2);
+    assert_eq!(d.runs.load(SeqCst), 1);
+    assert!(Repo::associated(1).await.is_none());
+
+    assert_eq!(d.lookup(9).await.as_deref(), Some("d#9"));
+    assert_eq!(a.lookup(9).await.as_deref(), Some("d#9"));
+    assert_eq!(d.runs.load(SeqCst), 2);
+    assert!(exists("trait:lookup:9"));
 }
 
 static GENERIC_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -326,29 +323,28 @@ async fn describe<K: CacheKey + std::fmt::Debug>(key: K) -> String {
     format!("{key:?}")
 }
 
-#[test]
-fn generic_functions_key_on_the_return_type() {
-    run(async {
-        assert_eq!(load::<u64>(1).await, 0);
-        assert_eq!(load::<String>(1).await, "");
-        assert_eq!(load::<u64>(1).await, 0);
-        assert_eq!(
-            GENERIC_RUNS.load(SeqCst),
-            2,
-            "u64 and String are two entries"
-        );
-        assert_eq!(
-            keys("gen:load:*"),
-            [
-                "gen:load:<alloc\\:\\:string\\:\\:String>:1",
-                "gen:load:<u64>:1"
-            ]
-        );
-        assert_eq!(describe(5u8).await, "5");
-        assert_eq!(describe("x").await, "\"x\"");
-        assert_eq!(describe(5u8).await, "5");
-        assert_eq!(GENERIC_RUNS.load(SeqCst), 4);
-    });
+#[tokio::test]
+async fn generic_functions_key_on_the_return_type() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    assert_eq!(load::<u64>(1).await, 0);
+    assert_eq!(load::<String>(1).await, "");
+    assert_eq!(load::<u64>(1).await, 0);
+    assert_eq!(
+        GENERIC_RUNS.load(SeqCst),
+        2,
+        "u64 and String are two entries"
+    );
+    assert_eq!(
+        keys("gen:load:*"),
+        [
+            "gen:load:<alloc\\:\\:string\\:\\:String>:1",
+            "gen:load:<u64>:1"
+        ]
+    );
+    assert_eq!(describe(5u8).await, "5");
+    assert_eq!(describe("x").await, "\"x\"");
+    assert_eq!(describe(5u8).await, "5");
+    assert_eq!(GENERIC_RUNS.load(SeqCst), 4);
 }
 
 static ARG_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -366,21 +362,20 @@ async fn pair(a: &str, b: &str) -> String {
     format!("{a}|{b}")
 }
 
-#[test]
-fn reference_and_impl_trait_arguments_with_escaped_keys() {
-    run(async {
-        assert_eq!(refs("ab", &[1, 2, 3], Some(7u8), 1).await, 5);
-        assert_eq!(refs("ab", &[1, 2, 3], Some(7u8), 2).await, 5);
-        assert_eq!(ARG_RUNS.load(SeqCst), 1, "`_` arguments are not in the key");
-        assert!(exists("args:refs:ab:[1,2,3]:7"));
+#[tokio::test]
+async fn reference_and_impl_trait_arguments_with_escaped_keys() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    assert_eq!(refs("ab", &[1, 2, 3], Some(7u8), 1).await, 5);
+    assert_eq!(refs("ab", &[1, 2, 3], Some(7u8), 2).await, 5);
+    assert_eq!(ARG_RUNS.load(SeqCst), 1, "`_` arguments are not in the key");
+    assert!(exists("args:refs:ab:[1,2,3]:7"));
 
-        // Injective: a `:` in a value cannot move the boundary between parts.
-        assert_eq!(pair("a:b", "c").await, "a:b|c");
-        assert_eq!(pair("a", "b:c").await, "a|b:c");
-        assert_eq!(ARG_RUNS.load(SeqCst), 3);
-        assert!(exists("args:pair:a\\:b:c"));
-        assert!(exists("args:pair:a:b\\:c"));
-    });
+    // Injective: a `:` in a value cannot move the boundary between parts.
+    assert_eq!(pair("a:b", "c").await, "a:b|c");
+    assert_eq!(pair("a", "b:c").await, "a|b:c");
+    assert_eq!(ARG_RUNS.load(SeqCst), 3);
+    assert!(exists("args:pair:a\\:b:c"));
+    assert!(exists("args:pair:a:b\\:c"));
 }
 
 fn user_key(user_id: &i64, include_deleted: &bool) -> String {
@@ -412,18 +407,17 @@ async fn through_a_renamed_crate(id: u8) -> u8 {
     id
 }
 
-#[test]
-fn key_builder_skip_version_and_crate() {
-    run(async {
-        assert_eq!(get_user(&Pool, 5, true).await.as_deref(), Some("u5true"));
-        assert_eq!(get_user(&Pool, 5, true).await.as_deref(), Some("u5true"));
-        assert_eq!(BUILDER_RUNS.load(SeqCst), 1);
-        assert!(exists("user:5/true"));
-        assert_eq!(get_profile(&Pool, 5).await.as_deref(), Some("p5"));
-        assert!(exists("user:get_profile:v2:5"));
-        assert_eq!(through_a_renamed_crate(3).await, 3);
-        assert!(exists("renamed:through_a_renamed_crate:3"));
-    });
+#[tokio::test]
+async fn key_builder_skip_version_and_crate() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    assert_eq!(get_user(&Pool, 5, true).await.as_deref(), Some("u5true"));
+    assert_eq!(get_user(&Pool, 5, true).await.as_deref(), Some("u5true"));
+    assert_eq!(BUILDER_RUNS.load(SeqCst), 1);
+    assert!(exists("user:5/true"));
+    assert_eq!(get_profile(&Pool, 5).await.as_deref(), Some("p5"));
+    assert!(exists("user:get_profile:v2:5"));
+    assert_eq!(through_a_renamed_crate(3).await, 3);
+    assert!(exists("renamed:through_a_renamed_crate:3"));
 }
 
 static INV_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -456,40 +450,39 @@ async fn reset_all() -> Option<()> {
     None
 }
 
-#[test]
-fn invalidation_after_success_with_placeholders() {
-    run(async {
-        for id in [1, 2] {
-            inv_server(id).await;
-        }
-        assert!(exists("inv:inv_server:1") && exists("inv:inv_server:2"));
+#[tokio::test]
+async fn invalidation_after_success_with_placeholders() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    for id in [1, 2] {
+        inv_server(id).await;
+    }
+    assert!(exists("inv:inv_server:1") && exists("inv:inv_server:2"));
 
-        // Never after an error.
-        assert!(update_server(1, true).await.is_err());
-        assert!(exists("inv:inv_server:1"));
-        // After Ok: exactly the interpolated key.
-        assert_eq!(update_server(1, false).await, Ok(()));
-        assert!(!exists("inv:inv_server:1"));
-        assert!(exists("inv:inv_server:2"));
+    // Never after an error.
+    assert!(update_server(1, true).await.is_err());
+    assert!(exists("inv:inv_server:1"));
+    // After Ok: exactly the interpolated key.
+    assert_eq!(update_server(1, false).await, Ok(()));
+    assert!(!exists("inv:inv_server:1"));
+    assert!(exists("inv:inv_server:2"));
 
-        // A value with glob characters matches only itself once interpolated.
-        for tag in ["*", "a", "ab", "[a]"] {
-            inv_tagged(tag).await;
-        }
-        retag("*").await;
-        assert_eq!(
-            keys("inv:inv_tagged:*"),
-            [
-                "inv:inv_tagged:[a\\]",
-                "inv:inv_tagged:a",
-                "inv:inv_tagged:ab"
-            ]
-        );
-        retag("a").await;
-        assert_eq!(keys("inv:inv_tagged:*"), ["inv:inv_tagged:[a\\]"]);
+    // A value with glob characters matches only itself once interpolated.
+    for tag in ["*", "a", "ab", "[a]"] {
+        inv_tagged(tag).await;
+    }
+    retag("*").await;
+    assert_eq!(
+        keys("inv:inv_tagged:*"),
+        [
+            "inv:inv_tagged:[a\\]",
+            "inv:inv_tagged:a",
+            "inv:inv_tagged:ab"
+        ]
+    );
+    retag("a").await;
+    assert_eq!(keys("inv:inv_tagged:*"), ["inv:inv_tagged:[a\\]"]);
 
-        // Several patterns; an Option return always counts as success.
-        reset_all().await;
-        assert!(keys("inv:*").is_empty());
-    });
+    // Several patterns; an Option return always counts as success.
+    reset_all().await;
+    assert!(keys("inv:*").is_empty());
 }

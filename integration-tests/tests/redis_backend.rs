@@ -5,9 +5,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, CacheConfig, CacheError};
-use integration_tests::{
-    block_on, closed_port_url, resident_bytes, wait_until, RedisServer, Reply,
-};
+use integration_tests::{closed_port_url, resident_bytes, RedisServer, Reply};
 
 async fn cache_on(url: &str, fail_silently: bool, timeout: Duration) -> Result<Cache, CacheError> {
     let config = CacheConfig::builder()
@@ -20,20 +18,18 @@ async fn cache_on(url: &str, fail_silently: bool, timeout: Duration) -> Result<C
     Cache::new(config).await
 }
 
-#[test]
-fn clear_pattern_never_issues_keys() {
+#[tokio::test]
+async fn clear_pattern_never_issues_keys() {
     let server = RedisServer::start();
-    block_on(async {
-        let cache = cache_on(&server.url(), false, Duration::from_secs(2))
-            .await
-            .unwrap();
-        cache
-            .set_many((0..5_000).map(|i| (format!("k:{i}"), i)), None)
-            .await
-            .unwrap();
-        assert_eq!(cache.clear_pattern("k:*").await.unwrap(), 5_000);
-        assert_eq!(cache.clear_pattern("k:1").await.unwrap(), 0);
-    });
+    let cache = cache_on(&server.url(), false, Duration::from_secs(2))
+        .await
+        .unwrap();
+    cache
+        .set_many((0..5_000).map(|i| (format!("k:{i}"), i)), None)
+        .await
+        .unwrap();
+    assert_eq!(cache.clear_pattern("k:*").await.unwrap(), 5_000);
+    assert_eq!(cache.clear_pattern("k:1").await.unwrap(), 0);
     let stats = match server.cmd("INFO commandstats") {
         Reply::Bulk(Some(text)) => String::from_utf8(text).unwrap(),
         other => panic!("{other:?}"),
@@ -43,8 +39,8 @@ fn clear_pattern_never_issues_keys() {
     assert!(stats.contains("cmdstat_unlink:"), "{stats}");
 }
 
-#[test]
-fn bytes_from_other_writers_are_counted_misses_and_memory_stays_low() {
+#[tokio::test]
+async fn bytes_from_other_writers_are_counted_misses_and_memory_stays_low() {
     let server = RedisServer::start();
     // A String's header, then a varint length prefix claiming a 4 GiB string.
     let header = cache_core::codec::encode_value(cache_core::codec::CodecKind::Bincode, "")
@@ -68,192 +64,188 @@ fn bytes_from_other_writers_are_counted_misses_and_memory_stays_low() {
             Reply::Status("OK".into())
         );
     }
-    block_on(async {
-        let cache = cache_on(&server.url(), false, Duration::from_secs(2))
-            .await
-            .unwrap();
-        let before = resident_bytes();
-        for _ in 0..100 {
-            for (key, _) in writes {
-                assert_eq!(cache.get::<String>(key).await.unwrap(), None, "{key}");
-            }
-        }
-        let grown = resident_bytes().saturating_sub(before);
-        assert!(grown < 64 << 20, "resident memory grew by {grown} bytes");
-        let stats = cache.stats();
-        assert_eq!(
-            (stats.corrupt, stats.misses, stats.hits, stats.errors),
-            (500, 500, 0, 0)
-        );
+    let cache = cache_on(&server.url(), false, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let before = resident_bytes();
+    for _ in 0..100 {
         for (key, _) in writes {
-            cache.set(key, "repaired", None).await.unwrap();
-            assert_eq!(
-                cache.get::<String>(key).await.unwrap().as_deref(),
-                Some("repaired")
-            );
+            assert_eq!(cache.get::<String>(key).await.unwrap(), None, "{key}");
         }
-    });
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 64 << 20, "resident memory grew by {grown} bytes");
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.corrupt, stats.misses, stats.hits, stats.errors),
+        (500, 500, 0, 0)
+    );
+    for (key, _) in writes {
+        cache.set(key, "repaired", None).await.unwrap();
+        assert_eq!(
+            cache.get::<String>(key).await.unwrap().as_deref(),
+            Some("repaired")
+        );
+    }
 }
 
-#[test]
-fn the_pool_opens_pool_size_connections() {
+#[tokio::test]
+async fn the_pool_opens_pool_size_connections() {
     let server = RedisServer::start();
-    block_on(async {
-        let config = CacheConfig::builder()
-            .url(server.url())
-            .pool_size(7)
-            .build()
-            .unwrap();
-        let cache = Cache::new(config).await.unwrap();
-        cache.set("k", &1, None).await.unwrap();
-        // Seven pooled connections for this runtime, one for the cache's home pool (its I/O
-        // thread), plus the harness' own for INFO.
-        assert_eq!(
-            server.info_field("clients", "connected_clients").as_deref(),
-            Some("9")
+    let config = CacheConfig::builder()
+        .url(server.url())
+        .pool_size(7)
+        .build()
+        .unwrap();
+    let cache = Cache::new(config).await.unwrap();
+    cache.set("k", &1, None).await.unwrap();
+    // Seven pooled connections for this runtime, one for the cache's home pool (its I/O
+    // thread), plus the harness' own for INFO.
+    assert_eq!(
+        server.info_field("clients", "connected_clients").as_deref(),
+        Some("9")
+    );
+    drop(cache);
+    // The pool of this runtime closes on this runtime: wait without blocking it.
+    let dropped = std::time::Instant::now();
+    while server.info_field("clients", "connected_clients").as_deref() != Some("1") {
+        assert!(
+            dropped.elapsed() < Duration::from_secs(5),
+            "connections left open after the cache was dropped"
         );
-        drop(cache);
-        assert!(wait_until(Duration::from_secs(5), || {
-            server.info_field("clients", "connected_clients").as_deref() == Some("1")
-        }));
-    });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
-#[test]
-fn a_closed_port_gives_misses_when_silent_and_errors_when_loud() {
+#[tokio::test]
+async fn a_closed_port_gives_misses_when_silent_and_errors_when_loud() {
     let url = closed_port_url();
-    block_on(async {
-        let started = Instant::now();
-        let cache = cache_on(&url, true, Duration::from_millis(300))
-            .await
-            .unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
-        let started = Instant::now();
-        for i in 0..100 {
-            assert_eq!(cache.get::<u8>(&format!("k:{i}")).await.unwrap(), None);
-            cache.set("k", &1u8, None).await.unwrap();
-        }
-        assert_eq!(
-            cache.get_many::<u8, _>(["a", "b"]).await.unwrap(),
-            vec![None, None]
-        );
-        assert_eq!(cache.delete(["a"]).await.unwrap(), 0);
-        assert_eq!(cache.clear_pattern("a*").await.unwrap(), 0);
-        assert!(!cache.exists("a").await.unwrap());
-        // Failing fast: 200+ operations without a server take far less than one timeout each.
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
-        let stats = cache.stats();
-        // 100 gets, 100 sets, get_many, delete, clear_pattern, exists: the first five failures
-        // open the circuit breaker, and the rest skip Redis.
-        assert_eq!(
-            (
-                stats.errors,
-                stats.short_circuited,
-                stats.misses,
-                stats.sets
-            ),
-            (5, 199, 102, 0),
-            "{stats:?}"
-        );
-        assert!(stats.circuit_open && stats.circuit_opens == 1, "{stats:?}");
-        let health = cache.health_check().await;
-        assert!(!health.healthy);
-        assert!(
-            health.error.as_deref().unwrap().contains("not connected"),
-            "{health:?}"
-        );
+    let started = Instant::now();
+    let cache = cache_on(&url, true, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    for i in 0..100 {
+        assert_eq!(cache.get::<u8>(&format!("k:{i}")).await.unwrap(), None);
+        cache.set("k", &1u8, None).await.unwrap();
+    }
+    assert_eq!(
+        cache.get_many::<u8, _>(["a", "b"]).await.unwrap(),
+        vec![None, None]
+    );
+    assert_eq!(cache.delete(["a"]).await.unwrap(), 0);
+    assert_eq!(cache.clear_pattern("a*").await.unwrap(), 0);
+    assert!(!cache.exists("a").await.unwrap());
+    // Failing fast: 200+ operations without a server take far less than one timeout each.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = cache.stats();
+    // 100 gets, 100 sets, get_many, delete, clear_pattern, exists: the first five failures
+    // open the circuit breaker, and the rest skip Redis.
+    assert_eq!(
+        (
+            stats.errors,
+            stats.short_circuited,
+            stats.misses,
+            stats.sets
+        ),
+        (5, 199, 102, 0),
+        "{stats:?}"
+    );
+    assert!(stats.circuit_open && stats.circuit_opens == 1, "{stats:?}");
+    let health = cache.health_check().await;
+    assert!(!health.healthy);
+    assert!(
+        health.error.as_deref().unwrap().contains("not connected"),
+        "{health:?}"
+    );
 
-        // A refused connection ends the startup wait at once, not after the whole timeout.
-        let started = Instant::now();
-        let err = cache_on(&url, false, Duration::from_secs(5))
-            .await
-            .unwrap_err();
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{:?}",
-            started.elapsed()
-        );
-        assert!(err.is_connection(), "{err}");
-        assert!(err.to_string().contains(&url[..url.len() - 2]), "{err}");
-    });
+    // A refused connection ends the startup wait at once, not after the whole timeout.
+    let started = Instant::now();
+    let err = cache_on(&url, false, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.is_connection(), "{err}");
+    assert!(err.to_string().contains(&url[..url.len() - 2]), "{err}");
 }
 
-#[test]
-fn a_cache_started_before_redis_works_once_redis_is_up() {
+#[tokio::test]
+async fn a_cache_started_before_redis_works_once_redis_is_up() {
     let port = integration_tests::free_port();
     let url = format!("redis://127.0.0.1:{port}/0");
-    block_on(async {
-        let cache = cache_on(&url, true, Duration::from_millis(500))
-            .await
-            .unwrap();
-        assert_eq!(cache.get::<u8>("k").await.unwrap(), None);
-        assert!(!cache.health_check().await.healthy);
-        let _server = RedisServer::start_on(port);
-        let started = Instant::now();
-        assert!(
-            wait_until_async(Duration::from_secs(10), || async {
-                cache.set("k", &7u8, None).await.unwrap();
-                cache.get::<u8>("k").await.unwrap() == Some(7)
-            })
-            .await
-        );
-        println!("first hit {:?} after Redis came up", started.elapsed());
-        assert!(cache.health_check().await.healthy);
-    });
+    let cache = cache_on(&url, true, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(cache.get::<u8>("k").await.unwrap(), None);
+    assert!(!cache.health_check().await.healthy);
+    let _server = RedisServer::start_on(port);
+    let started = Instant::now();
+    assert!(
+        wait_until_async(Duration::from_secs(10), || async {
+            cache.set("k", &7u8, None).await.unwrap();
+            cache.get::<u8>("k").await.unwrap() == Some(7)
+        })
+        .await
+    );
+    println!("first hit {:?} after Redis came up", started.elapsed());
+    assert!(cache.health_check().await.healthy);
 }
 
-#[test]
-fn operations_fail_fast_while_redis_is_down_and_recover_after_a_restart() {
+#[tokio::test]
+async fn operations_fail_fast_while_redis_is_down_and_recover_after_a_restart() {
     let mut server = RedisServer::start();
-    block_on(async {
-        let loud = cache_on(&server.url(), false, Duration::from_secs(1))
-            .await
-            .unwrap();
-        let silent = cache_on(&server.url(), true, Duration::from_secs(1))
-            .await
-            .unwrap();
-        loud.set("k", &1u8, None).await.unwrap();
-        server.kill();
-        // Give the pool a moment to notice the closed sockets.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let started = Instant::now();
-        for _ in 0..20 {
-            let err = loud.get::<u8>("k").await.unwrap_err();
-            assert!(err.is_connection(), "{err}");
-            assert_eq!(silent.get::<u8>("k").await.unwrap(), None);
+    let loud = cache_on(&server.url(), false, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let silent = cache_on(&server.url(), true, Duration::from_secs(1))
+        .await
+        .unwrap();
+    loud.set("k", &1u8, None).await.unwrap();
+    server.kill();
+    // Give the pool a moment to notice the closed sockets.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    for _ in 0..20 {
+        let err = loud.get::<u8>("k").await.unwrap_err();
+        assert!(err.is_connection(), "{err}");
+        assert_eq!(silent.get::<u8>("k").await.unwrap(), None);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    server.restart();
+    let started = Instant::now();
+    let mut recovered = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        if loud.set("k", &2u8, None).await.is_ok() {
+            recovered = true;
+            break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
-        server.restart();
-        let started = Instant::now();
-        let mut recovered = false;
-        while started.elapsed() < Duration::from_secs(10) {
-            if loud.set("k", &2u8, None).await.is_ok() {
-                recovered = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(recovered, "no reconnect within 10 s");
-        println!("reconnected {:?} after the restart", started.elapsed());
-        assert!(
-            wait_until_async(Duration::from_secs(10), || async {
-                silent.get::<u8>("k").await.unwrap() == Some(2)
-            })
-            .await
-        );
-    });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "no reconnect within 10 s");
+    println!("reconnected {:?} after the restart", started.elapsed());
+    assert!(
+        wait_until_async(Duration::from_secs(10), || async {
+            silent.get::<u8>("k").await.unwrap() == Some(2)
+        })
+        .await
+    );
 }
 
 async fn wait_until_async<F: std::future::Future<Output = bool>>(
@@ -270,8 +262,8 @@ async fn wait_until_async<F: std::future::Future<Output = bool>>(
     false
 }
 
-#[test]
-fn a_server_that_never_answers_costs_one_timeout_per_call_at_most() {
+#[tokio::test]
+async fn a_server_that_never_answers_costs_one_timeout_per_call_at_most() {
     // A tarpit: accepts connections and never says a word.
     let tarpit = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
@@ -289,48 +281,44 @@ fn a_server_that_never_answers_costs_one_timeout_per_call_at_most() {
             std::thread::sleep(Duration::from_millis(10));
         }
     });
-    block_on(async {
-        let timeout = Duration::from_millis(300);
+    let timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let cache = cache_on(&url, true, timeout).await.unwrap();
+    assert!(
+        started.elapsed() < timeout * 3,
+        "startup took {:?}",
+        started.elapsed()
+    );
+    for _ in 0..5 {
         let started = Instant::now();
-        let cache = cache_on(&url, true, timeout).await.unwrap();
-        assert!(
-            started.elapsed() < timeout * 3,
-            "startup took {:?}",
-            started.elapsed()
-        );
-        for _ in 0..5 {
-            let started = Instant::now();
-            assert_eq!(cache.get::<u8>("k").await.unwrap(), None);
-            cache.set("k", &1u8, None).await.unwrap();
-            assert!(started.elapsed() < timeout * 3, "{:?}", started.elapsed());
-        }
-        let stats = cache.stats();
-        assert_eq!(stats.errors + stats.short_circuited, 10, "{stats:?}");
-        let started = Instant::now();
-        assert!(!cache.health_check().await.healthy);
-        assert!(started.elapsed() < timeout * 3);
-    });
+        assert_eq!(cache.get::<u8>("k").await.unwrap(), None);
+        cache.set("k", &1u8, None).await.unwrap();
+        assert!(started.elapsed() < timeout * 3, "{:?}", started.elapsed());
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.errors + stats.short_circuited, 10, "{stats:?}");
+    let started = Instant::now();
+    assert!(!cache.health_check().await.healthy);
+    assert!(started.elapsed() < timeout * 3);
     drop(held);
 }
 
-#[test]
-fn passwords_are_used_and_never_shown() {
+#[tokio::test]
+async fn passwords_are_used_and_never_shown() {
     let secret = "correct-horse-battery";
     let server = RedisServer::start_with(&["--requirepass", secret]);
-    block_on(async {
-        let good = format!("redis://:{secret}@127.0.0.1:{}/0", server.port());
-        let cache = cache_on(&good, false, Duration::from_secs(2))
-            .await
-            .unwrap();
-        cache.set("k", "v", None).await.unwrap();
-        assert!(!format!("{cache:?}").contains(secret));
+    let good = format!("redis://:{secret}@127.0.0.1:{}/0", server.port());
+    let cache = cache_on(&good, false, Duration::from_secs(2))
+        .await
+        .unwrap();
+    cache.set("k", "v", None).await.unwrap();
+    assert!(!format!("{cache:?}").contains(secret));
 
-        let wrong = format!("redis://:wrong-{secret}@127.0.0.1:{}/0", server.port());
-        let err = cache_on(&wrong, false, Duration::from_secs(1))
-            .await
-            .unwrap_err();
-        let text = format!("{err} {err:?}");
-        assert!(!text.contains(secret), "{text}");
-        assert!(err.is_connection(), "{text}");
-    });
+    let wrong = format!("redis://:wrong-{secret}@127.0.0.1:{}/0", server.port());
+    let err = cache_on(&wrong, false, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(secret), "{text}");
+    assert!(err.is_connection(), "{text}");
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cache_core::{Cache, CacheConfig, CacheConfigBuilder, CacheError};
-use integration_tests::{block_on, free_port, RedisServer};
+use integration_tests::{free_port, RedisServer};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -22,8 +22,8 @@ async fn cache(builder: CacheConfigBuilder) -> Result<Cache, CacheError> {
     .await
 }
 
-#[test]
-fn acl_users_are_authenticated_and_wrong_credentials_are_never_printed() {
+#[tokio::test]
+async fn acl_users_are_authenticated_and_wrong_credentials_are_never_printed() {
     let server = RedisServer::start_with(&[
         "--user",
         "default",
@@ -37,27 +37,24 @@ fn acl_users_are_authenticated_and_wrong_credentials_are_never_printed() {
         "+@all",
     ]);
     let port = server.port();
-    block_on(async {
-        let ok = cache(
-            CacheConfig::builder().url(format!("redis://app:app-secret-pw@127.0.0.1:{port}/0")),
-        )
-        .await
-        .unwrap();
-        ok.set("k", "v", None).await.unwrap();
-        assert_eq!(ok.get::<String>("k").await.unwrap().as_deref(), Some("v"));
-        assert!(!format!("{ok:?}").contains("app-secret-pw"));
+    let ok =
+        cache(CacheConfig::builder().url(format!("redis://app:app-secret-pw@127.0.0.1:{port}/0")))
+            .await
+            .unwrap();
+    ok.set("k", "v", None).await.unwrap();
+    assert_eq!(ok.get::<String>("k").await.unwrap().as_deref(), Some("v"));
+    assert!(!format!("{ok:?}").contains("app-secret-pw"));
 
-        for url in [
-            format!("redis://app:not-the-app-secret-pw@127.0.0.1:{port}/0"),
-            format!("redis://nobody:app-secret-pw@127.0.0.1:{port}/0"),
-            format!("redis://127.0.0.1:{port}/0"),
-        ] {
-            let err = cache(CacheConfig::builder().url(&url)).await.unwrap_err();
-            let text = format!("{err} | {err:?}");
-            assert!(err.is_connection(), "{text}");
-            assert!(!text.contains("app-secret-pw"), "{text}");
-        }
-    });
+    for url in [
+        format!("redis://app:not-the-app-secret-pw@127.0.0.1:{port}/0"),
+        format!("redis://nobody:app-secret-pw@127.0.0.1:{port}/0"),
+        format!("redis://127.0.0.1:{port}/0"),
+    ] {
+        let err = cache(CacheConfig::builder().url(&url)).await.unwrap_err();
+        let text = format!("{err} | {err:?}");
+        assert!(err.is_connection(), "{text}");
+        assert!(!text.contains("app-secret-pw"), "{text}");
+    }
 }
 
 /// A CA, a server certificate for 127.0.0.1 signed by it, and a client certificate, as PEM files.
@@ -145,33 +142,30 @@ fn tls_url(port: u16) -> String {
     format!("rediss://127.0.0.1:{port}/0")
 }
 
-#[test]
-fn rediss_with_a_private_ca_works_and_untrusted_servers_are_refused() {
+#[tokio::test]
+async fn rediss_with_a_private_ca_works_and_untrusted_servers_are_refused() {
     let pki = Pki::new();
     let tls_port = free_port();
     let server = pki.server(tls_port, false);
-    block_on(async {
-        let trusted = cache(
-            CacheConfig::builder()
-                .url(tls_url(tls_port))
-                .tls_ca(pki.path("ca.pem")),
-        )
-        .await
-        .unwrap();
-        trusted.set("over-tls", &42u32, None).await.unwrap();
-        assert_eq!(trusted.get::<u32>("over-tls").await.unwrap(), Some(42));
-        assert!(trusted.health_check().await.healthy);
+    let trusted = cache(
+        CacheConfig::builder()
+            .url(tls_url(tls_port))
+            .tls_ca(pki.path("ca.pem")),
+    )
+    .await
+    .unwrap();
+    trusted.set("over-tls", &42u32, None).await.unwrap();
+    assert_eq!(trusted.get::<u32>("over-tls").await.unwrap(), Some(42));
+    assert!(trusted.health_check().await.healthy);
 
-        // The system's roots do not know our CA: the handshake fails, loudly.
-        let err = cache(CacheConfig::builder().url(tls_url(tls_port)))
-            .await
-            .unwrap_err();
-        assert!(err.is_connection(), "{err}");
-        // Plain text to the TLS port never gets an answer that looks like Redis.
-        let plain =
-            cache(CacheConfig::builder().url(format!("redis://127.0.0.1:{tls_port}/0"))).await;
-        assert!(plain.is_err());
-    });
+    // The system's roots do not know our CA: the handshake fails, loudly.
+    let err = cache(CacheConfig::builder().url(tls_url(tls_port)))
+        .await
+        .unwrap_err();
+    assert!(err.is_connection(), "{err}");
+    // Plain text to the TLS port never gets an answer that looks like Redis.
+    let plain = cache(CacheConfig::builder().url(format!("redis://127.0.0.1:{tls_port}/0"))).await;
+    assert!(plain.is_err());
     // What went over the wire was TLS: the value is in Redis, readable on the plain port.
     assert!(matches!(
         server.cmd("EXISTS over-tls"),
@@ -179,37 +173,35 @@ fn rediss_with_a_private_ca_works_and_untrusted_servers_are_refused() {
     ));
 }
 
-#[test]
-fn mutual_tls_presents_the_client_certificate() {
+#[tokio::test]
+async fn mutual_tls_presents_the_client_certificate() {
     let pki = Pki::new();
     let tls_port = free_port();
     let _server = pki.server(tls_port, true);
-    block_on(async {
-        let with_cert = cache(
-            CacheConfig::builder()
-                .url(tls_url(tls_port))
-                .tls_ca(pki.path("ca.pem"))
-                .tls_client_cert(pki.path("client.pem"), pki.path("client.key")),
-        )
-        .await
-        .unwrap();
-        with_cert.set("mtls", "yes", None).await.unwrap();
-        assert_eq!(
-            with_cert.get::<String>("mtls").await.unwrap().as_deref(),
-            Some("yes")
-        );
+    let with_cert = cache(
+        CacheConfig::builder()
+            .url(tls_url(tls_port))
+            .tls_ca(pki.path("ca.pem"))
+            .tls_client_cert(pki.path("client.pem"), pki.path("client.key")),
+    )
+    .await
+    .unwrap();
+    with_cert.set("mtls", "yes", None).await.unwrap();
+    assert_eq!(
+        with_cert.get::<String>("mtls").await.unwrap().as_deref(),
+        Some("yes")
+    );
 
-        let without = cache(
-            CacheConfig::builder()
-                .url(tls_url(tls_port))
-                .tls_ca(pki.path("ca.pem")),
-        )
-        .await;
-        assert!(
-            without.is_err(),
-            "a server requiring client certificates refused us"
-        );
-    });
+    let without = cache(
+        CacheConfig::builder()
+            .url(tls_url(tls_port))
+            .tls_ca(pki.path("ca.pem")),
+    )
+    .await;
+    assert!(
+        without.is_err(),
+        "a server requiring client certificates refused us"
+    );
 }
 
 #[test]
@@ -245,102 +237,96 @@ fn tls_settings_from_the_environment_are_checked() {
     assert!(Path::new(&pki.path("client.key")).exists());
 }
 
-#[test]
-fn hostile_keys_and_values_round_trip_or_are_refused_clearly() {
+#[tokio::test]
+async fn hostile_keys_and_values_round_trip_or_are_refused_clearly() {
     let server = RedisServer::start();
-    block_on(async {
-        let cache = cache(
-            CacheConfig::builder()
-                .url(server.url())
-                .max_value_bytes(64 << 20),
-        )
-        .await
-        .unwrap();
-        let long = "x".repeat(10_000);
-        let keys = [
-            "nul:\0:inside".to_owned(),
-            "line\nbreak\r\n".to_owned(),
-            "glob:*?[a-z]\\".to_owned(),
-            "ユニコード:🔑".to_owned(),
-            format!("long:{long}"),
-            " ".to_owned(),
-        ];
-        for (i, key) in keys.iter().enumerate() {
-            cache.set(key, &i, None).await.unwrap();
-        }
-        for (i, key) in keys.iter().enumerate() {
-            assert_eq!(cache.get::<usize>(key).await.unwrap(), Some(i), "{key:?}");
-        }
-        // A glob character in a key is data: escaped, it matches only that key.
-        let pattern = cache_keys::pattern::escape("glob:*?[a-z]\\");
-        assert_eq!(cache.clear_pattern(&pattern).await.unwrap(), 1);
-        assert!(cache.exists(&keys[0]).await.unwrap());
+    let cache = cache(
+        CacheConfig::builder()
+            .url(server.url())
+            .max_value_bytes(64 << 20),
+    )
+    .await
+    .unwrap();
+    let long = "x".repeat(10_000);
+    let keys = [
+        "nul:\0:inside".to_owned(),
+        "line\nbreak\r\n".to_owned(),
+        "glob:*?[a-z]\\".to_owned(),
+        "ユニコード:🔑".to_owned(),
+        format!("long:{long}"),
+        " ".to_owned(),
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        cache.set(key, &i, None).await.unwrap();
+    }
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(cache.get::<usize>(key).await.unwrap(), Some(i), "{key:?}");
+    }
+    // A glob character in a key is data: escaped, it matches only that key.
+    let pattern = cache_keys::pattern::escape("glob:*?[a-z]\\");
+    assert_eq!(cache.clear_pattern(&pattern).await.unwrap(), 1);
+    assert!(cache.exists(&keys[0]).await.unwrap());
 
-        // Values of 0 bytes and of 50 MB.
-        cache.set("empty", &Vec::<u8>::new(), None).await.unwrap();
-        assert_eq!(
-            cache.get::<Vec<u8>>("empty").await.unwrap(),
-            Some(Vec::new())
-        );
-        let big = vec![0xABu8; 50 << 20];
-        cache.set("big", &big, None).await.unwrap();
-        let back: Vec<u8> = cache.get("big").await.unwrap().unwrap();
-        assert_eq!(back.len(), 50 << 20);
-        assert!(back == big);
-    });
+    // Values of 0 bytes and of 50 MB.
+    cache.set("empty", &Vec::<u8>::new(), None).await.unwrap();
+    assert_eq!(
+        cache.get::<Vec<u8>>("empty").await.unwrap(),
+        Some(Vec::new())
+    );
+    let big = vec![0xABu8; 50 << 20];
+    cache.set("big", &big, None).await.unwrap();
+    let back: Vec<u8> = cache.get("big").await.unwrap().unwrap();
+    assert_eq!(back.len(), 50 << 20);
+    assert!(back == big);
 }
 
-#[test]
-fn values_over_the_size_limit_are_refused_even_when_failing_silently() {
+#[tokio::test]
+async fn values_over_the_size_limit_are_refused_even_when_failing_silently() {
     let server = RedisServer::start();
-    block_on(async {
-        let cache = Cache::new(
-            CacheConfig::builder()
-                .url(server.url())
-                .max_value_bytes(1024)
-                .build()
-                .unwrap(),
-        )
+    let cache = Cache::new(
+        CacheConfig::builder()
+            .url(server.url())
+            .max_value_bytes(1024)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(cache.config().fail_silently());
+    let err = cache.set("big", &vec![0u8; 2048], None).await.unwrap_err();
+    assert!(
+        matches!(err, CacheError::ValueTooLarge { max: 1024, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("CACHE_MAX_VALUE_BYTES"), "{err}");
+    let err = cache
+        .set_many([("a", vec![0u8; 10]), ("b", vec![0u8; 4096])], None)
         .await
-        .unwrap();
-        assert!(cache.config().fail_silently());
-        let err = cache.set("big", &vec![0u8; 2048], None).await.unwrap_err();
-        assert!(
-            matches!(err, CacheError::ValueTooLarge { max: 1024, .. }),
-            "{err}"
-        );
-        assert!(err.to_string().contains("CACHE_MAX_VALUE_BYTES"), "{err}");
-        let err = cache
-            .set_many([("a", vec![0u8; 10]), ("b", vec![0u8; 4096])], None)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, CacheError::ValueTooLarge { .. }), "{err}");
-        assert!(
-            !cache.exists("a").await.unwrap(),
-            "nothing of a refused batch is written"
-        );
-        assert!(!cache.exists("big").await.unwrap());
-        cache.set("small", &vec![0u8; 100], None).await.unwrap();
-    });
+        .unwrap_err();
+    assert!(matches!(err, CacheError::ValueTooLarge { .. }), "{err}");
+    assert!(
+        !cache.exists("a").await.unwrap(),
+        "nothing of a refused batch is written"
+    );
+    assert!(!cache.exists("big").await.unwrap());
+    cache.set("small", &vec![0u8; 100], None).await.unwrap();
 }
 
-#[test]
-fn a_value_of_another_type_under_a_key_is_a_miss_not_garbage() {
+#[tokio::test]
+async fn a_value_of_another_type_under_a_key_is_a_miss_not_garbage() {
     let server = RedisServer::start();
-    block_on(async {
-        let cache = cache(CacheConfig::builder().url(server.url()))
-            .await
-            .unwrap();
-        // Same bytes on the wire in bincode: a u64 and an i64, a String and a Vec<u8>.
-        cache.set("n", &7u64, None).await.unwrap();
-        assert_eq!(cache.get::<i64>("n").await.unwrap(), None);
-        assert_eq!(cache.get::<u64>("n").await.unwrap(), Some(7));
-        cache.set("s", "ab", None).await.unwrap();
-        assert_eq!(cache.get::<Vec<u8>>("s").await.unwrap(), None);
-        assert_eq!(
-            cache.get::<String>("s").await.unwrap().as_deref(),
-            Some("ab")
-        );
-        assert_eq!(cache.stats().corrupt, 2);
-    });
+    let cache = cache(CacheConfig::builder().url(server.url()))
+        .await
+        .unwrap();
+    // Same bytes on the wire in bincode: a u64 and an i64, a String and a Vec<u8>.
+    cache.set("n", &7u64, None).await.unwrap();
+    assert_eq!(cache.get::<i64>("n").await.unwrap(), None);
+    assert_eq!(cache.get::<u64>("n").await.unwrap(), Some(7));
+    cache.set("s", "ab", None).await.unwrap();
+    assert_eq!(cache.get::<Vec<u8>>("s").await.unwrap(), None);
+    assert_eq!(
+        cache.get::<String>("s").await.unwrap().as_deref(),
+        Some("ab")
+    );
+    assert_eq!(cache.stats().corrupt, 2);
 }
