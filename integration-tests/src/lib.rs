@@ -24,6 +24,20 @@ pub fn free_port() -> u16 {
     port
 }
 
+/// A `redis://` URL to a loopback *tarpit*: a listener that accepts every connection and holds it
+/// open, answering nothing, until the test process ends (a hung server, seen from the client).
+pub fn tarpit_url() -> String {
+    let tarpit = TcpListener::bind("127.0.0.1:0").expect("bind a loopback tarpit");
+    let port = tarpit.local_addr().expect("local address").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for socket in tarpit.incoming().flatten() {
+            held.push(socket);
+        }
+    });
+    format!("redis://127.0.0.1:{port}/0")
+}
+
 /// A `redis://` URL to a loopback port where nothing listens.
 pub fn closed_port_url() -> String {
     format!("redis://127.0.0.1:{}/0", free_port())

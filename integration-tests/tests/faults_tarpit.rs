@@ -3,7 +3,6 @@
 //!
 //! Its own test binary: it sets up the process-wide cache that `#[cached]` uses.
 
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,18 +18,7 @@ async fn square(n: u64) -> u64 {
 
 #[tokio::test]
 async fn a_server_that_never_answers_costs_seconds_not_minutes() {
-    let tarpit = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "redis://127.0.0.1:{}/0",
-        tarpit.local_addr().unwrap().port()
-    );
-    // Accept and hold every connection, answering nothing, for the whole test.
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for socket in tarpit.incoming().flatten() {
-            held.push(socket);
-        }
-    });
+    let url = integration_tests::tarpit_url();
     let config = CacheConfig::builder()
         .url(url)
         .socket_timeout(Duration::from_secs(1))

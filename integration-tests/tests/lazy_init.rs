@@ -8,7 +8,6 @@
 //!
 //! Its own test binary: it sets up the process-wide cache from the environment.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -19,18 +18,7 @@ const SLACK: Duration = Duration::from_millis(500);
 /// plus slack.
 #[tokio::test]
 async fn concurrent_first_calls_against_a_tarpit_return_within_one_timeout() {
-    let tarpit = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "redis://127.0.0.1:{}/0",
-        tarpit.local_addr().unwrap().port()
-    );
-    // Accept and hold every connection, answering nothing, for the whole test.
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for socket in tarpit.incoming().flatten() {
-            held.push(socket);
-        }
-    });
+    let url = integration_tests::tarpit_url();
     std::env::set_var("REDIS_URL", url);
     std::env::set_var("CACHE_FAIL_SILENTLY", "false");
     std::env::set_var("REDIS_SOCKET_TIMEOUT", "1");
