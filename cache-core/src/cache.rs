@@ -53,8 +53,9 @@ impl std::fmt::Debug for Cache {
 impl Cache {
     /// Creates a cache of its own (not the process-wide one) from `config`.
     ///
-    /// A Redis cache drives its connections from a thread of its own, so it works from every
-    /// tokio runtime in the process, whichever created it, for as long as a handle lives.
+    /// A Redis cache works from every tokio runtime in the process, whichever created it, for as
+    /// long as a handle lives: each runtime that uses it gets a connection pool of its own, and
+    /// its background work runs on a thread of the cache's own.
     ///
     /// With Redis down at startup this still returns a working handle when failing silently: every
     /// operation is a miss or a no-op until the pool, reconnecting in the background, gets through.

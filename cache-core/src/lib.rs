@@ -14,7 +14,7 @@
 //! Layers, each calling only those below it: the attributes' expansion (`__private`), the public
 //! API ([`Cache`], [`init`], [`get_cache`]), the policy (read-through, invalidation, enabled,
 //! fail silently, breaker, pending invalidations, counting), the encoding ([`codec`]), and the
-//! backends (Redis through fred's pool on the cache's own I/O thread, or in-process memory).
+//! backends (Redis through a fred pool per runtime that uses the cache, or in-process memory).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
