@@ -24,7 +24,7 @@ use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, ErrorKind, Expiration, KeysInterface, Options,
     ReconnectPolicy,
 };
-use fred::types::config::{ReconnectError, UnresponsiveConfig};
+use fred::types::config::ReconnectError;
 use fred::types::scan::{ScanResult, Scanner};
 use fred::types::scripts::Script;
 use fred::types::{CustomCommand, Value};
@@ -100,8 +100,16 @@ pub(crate) fn read_from_replicas(url: &url::Url) -> Result<bool, String> {
 /// (fred's connection tasks live there). [`runtimes`](super::runtimes) keeps one per runtime.
 pub(crate) struct RedisPool {
     pool: Pool,
-    /// The pool with per-command options: fail fast when disconnected, one attempt, the timeout.
-    client: WithOptions<Pool>,
+    /// Each client of the pool with the per-command options: fail fast when disconnected, one
+    /// attempt, the timeout. Commands pick one with [`client`](Self::client): fred's own `Pool`
+    /// picks a client again on each internal look-up, so one command could be prepared against
+    /// one connection and sent on another.
+    clients: Vec<WithOptions<Client>>,
+    /// Round-robin position in `clients`.
+    next: std::sync::atomic::AtomicUsize,
+    created: Instant,
+    /// Milliseconds after `created` when the connections were last replaced after a timeout.
+    last_replaced_ms: std::sync::atomic::AtomicU64,
     timeout: Duration,
     /// The most one `clear_pattern` may take in all.
     clear_timeout: Duration,
@@ -187,11 +195,11 @@ impl RedisPool {
                     c.replica.lazy_connections = false;
                     c.replica.primary_fallback = true;
                 }
-                // A half-open socket (server frozen, cable pulled) is noticed and replaced.
-                c.unresponsive = UnresponsiveConfig {
-                    max_timeout: Some(timeout.max(Duration::from_secs(1)) * 2),
-                    interval: Duration::from_millis(500),
-                };
+                // No `unresponsive` checks: fred arms a timer on every turn of a connection's
+                // loop for them, which cost a third of the hits at 16 and 64 tasks with two
+                // connections (cache-bench). A command that times out replaces the pool's
+                // connections instead (`replace_connections`), which also catches a half-open
+                // socket (server frozen, cable pulled), at the first timeout.
             })
             // Zero attempts means forever: a finite count would kill the client for good. The
             // backoff stops growing at 250 ms, so that however long the outage, the cache is
@@ -209,10 +217,17 @@ impl RedisPool {
             timeout: Some(timeout),
             ..Options::default()
         };
-        let client = pool.with_options(&options);
+        let clients = pool
+            .clients()
+            .iter()
+            .map(|c| c.with_options(&options))
+            .collect();
         let backend = RedisPool {
             pool,
-            client,
+            clients,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            created: Instant::now(),
+            last_replaced_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
             timeout,
             clear_timeout,
             clustered,
@@ -237,11 +252,46 @@ impl RedisPool {
         Ok((backend, started))
     }
 
+    /// The client for the next command: the next connected one, round robin.
+    fn client(&self) -> &WithOptions<Client> {
+        let n = self.clients.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let connected = (0..n)
+            .map(|i| &self.clients[(start + i) % n])
+            .find(|c| c.is_connected());
+        // A pool has at least one client (REDIS_POOL_SIZE >= 1, checked by the configuration).
+        connected.unwrap_or(&self.clients[start % n])
+    }
+
+    /// The error for a command that got no answer within the socket timeout. The connections are
+    /// suspect (a frozen server, a socket left half-open by a partition), so they are replaced,
+    /// at most once per socket timeout; the reconnect policy takes it from there.
+    fn timed_out(&self) -> CacheError {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.created.elapsed().as_millis() as u64;
+        let last = self.last_replaced_ms.load(Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= self.timeout.as_millis() as u64;
+        if due
+            && self
+                .last_replaced_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let pool = self.pool.clone();
+                drop(runtime.spawn(async move {
+                    let _ = pool.force_reconnection().await;
+                }));
+            }
+        }
+        CacheError::Timeout(self.timeout)
+    }
+
     /// Maps a fred error onto ours; fred's messages carry no credentials.
     fn error(&self, e: FredError) -> CacheError {
         let details = e.details();
         match e.kind() {
-            ErrorKind::Timeout => CacheError::Timeout(self.timeout),
+            ErrorKind::Timeout => self.timed_out(),
             ErrorKind::Auth => CacheError::Auth(details.to_owned()),
             ErrorKind::Canceled | ErrorKind::IO | ErrorKind::Routing | ErrorKind::Backpressure => {
                 CacheError::Connection(if details.is_empty() || details == "Canceled." {
@@ -277,7 +327,7 @@ impl RedisPool {
         }
         match tokio::time::timeout(self.timeout, command).await {
             Ok(result) => result.map_err(|e| self.error(e)),
-            Err(_) => Err(CacheError::Timeout(self.timeout)),
+            Err(_) => Err(self.timed_out()),
         }
     }
 }
@@ -375,7 +425,7 @@ impl RedisPool {
                     Err(_) if tokio::time::Instant::now() >= walk.deadline => {
                         return Err(walk.out_of_time())
                     }
-                    Err(_) => return Err(CacheError::Timeout(self.timeout)),
+                    Err(_) => return Err(self.timed_out()),
                     Ok(None) => return Ok(()),
                     Ok(Some(page)) => page.map_err(|e| self.error(e))?,
                 };
@@ -388,7 +438,7 @@ impl RedisPool {
                 // One UNLINK per key: the keys of a page may live in many slots.
                 self.unlink_each(&keys).await?
             } else {
-                self.client
+                self.client()
                     .unlink::<u64, _>(keys)
                     .await
                     .map_err(|e| self.error(e))?
@@ -408,7 +458,7 @@ impl RedisPool {
         for server in primaries {
             let options = Options {
                 cluster_node: Some(server.clone()),
-                ..self.client.options().clone()
+                ..self.client().options().clone()
             };
             let text: String = self
                 .bounded(
@@ -475,11 +525,11 @@ impl RedisPool {
     async fn cluster_health(&self) -> HealthReport {
         let started = Instant::now();
         let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
-        let info: String = match self.bounded(self.client.cluster_info()).await {
+        let info: String = match self.bounded(self.client().cluster_info()).await {
             Ok(info) => info,
             Err(e) => return HealthReport::failed("redis", elapsed_ms(), e.to_string()),
         };
-        let nodes_text: String = match self.bounded(self.client.cluster_nodes()).await {
+        let nodes_text: String = match self.bounded(self.client().cluster_nodes()).await {
             Ok(text) => text,
             Err(e) => return HealthReport::failed("redis", elapsed_ms(), e.to_string()),
         };
@@ -492,7 +542,7 @@ impl RedisPool {
         let checks = primaries.iter().map(|server| {
             let options = Options {
                 cluster_node: Some(server.clone()),
-                ..self.client.options().clone()
+                ..self.client().options().clone()
             };
             async move { self.node_health(server.to_string(), &options).await }
         });
@@ -597,17 +647,17 @@ impl Backend for RedisPool {
         #[cfg(feature = "replicas")]
         if self.replica_reads {
             return self
-                .client
+                .client()
                 .replicas()
                 .get(key)
                 .await
                 .map_err(|e| self.error(e));
         }
-        self.client.get(key).await.map_err(|e| self.error(e))
+        self.client().get(key).await.map_err(|e| self.error(e))
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
-        self.client
+        self.client()
             .set(key, value, Some(expiration(ttl)), None, false)
             .await
             .map_err(|e| self.error(e))
@@ -618,7 +668,7 @@ impl Backend for RedisPool {
             return self.get_each(keys).await;
         }
         let keys: Vec<&str> = keys.to_vec();
-        self.client.mget(keys).await.map_err(|e| self.error(e))
+        self.client().mget(keys).await.map_err(|e| self.error(e))
     }
 
     async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> Result<(), CacheError> {
@@ -640,32 +690,32 @@ impl Backend for RedisPool {
             return self.unlink_each(keys).await;
         }
         let keys: Vec<&str> = keys.to_vec();
-        self.client.unlink(keys).await.map_err(|e| self.error(e))
+        self.client().unlink(keys).await.map_err(|e| self.error(e))
     }
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         #[cfg(feature = "replicas")]
         if self.replica_reads {
             let n: u64 = self
-                .client
+                .client()
                 .replicas()
                 .exists(key)
                 .await
                 .map_err(|e| self.error(e))?;
             return Ok(n > 0);
         }
-        let n: u64 = self.client.exists(key).await.map_err(|e| self.error(e))?;
+        let n: u64 = self.client().exists(key).await.map_err(|e| self.error(e))?;
         Ok(n > 0)
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-        let ms: i64 = self.client.pttl(key).await.map_err(|e| self.error(e))?;
+        let ms: i64 = self.client().pttl(key).await.map_err(|e| self.error(e))?;
         // -2: no such key; -1: no expiry.
         Ok(u64::try_from(ms).ok().map(Duration::from_millis))
     }
 
     async fn increment(&self, key: &str, amount: i64) -> Result<i64, CacheError> {
-        self.client
+        self.client()
             .incr_by(key, amount)
             .await
             .map_err(|e| self.error(e))
@@ -760,7 +810,7 @@ impl Backend for RedisPool {
             Err(_) => HealthReport::failed(
                 "redis",
                 started.elapsed().as_secs_f64() * 1000.0,
-                CacheError::Timeout(self.timeout).to_string(),
+                self.timed_out().to_string(),
             ),
         }
     }
@@ -774,7 +824,7 @@ impl RedisPool {
 
     /// One PING, within the socket timeout: is the deployment answering at all?
     pub(crate) async fn ping(&self) -> Result<(), CacheError> {
-        let _: String = self.bounded(self.client.ping(None)).await?;
+        let _: String = self.bounded(self.client().ping(None)).await?;
         Ok(())
     }
 
@@ -782,7 +832,7 @@ impl RedisPool {
     async fn standalone_health(&self) -> HealthReport {
         let started = Instant::now();
         let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
-        let pong: Result<String, _> = self.bounded(self.client.ping(None)).await;
+        let pong: Result<String, _> = self.bounded(self.client().ping(None)).await;
         if let Err(e) = pong {
             return HealthReport::failed("redis", elapsed_ms(), e.to_string());
         }
@@ -792,7 +842,7 @@ impl RedisPool {
         let client_info = CustomCommand::new_static("CLIENT", None::<u16>, false);
         let address = self
             .bounded(
-                self.client
+                self.client()
                     .custom::<String, &str>(client_info, vec!["INFO"]),
             )
             .await
@@ -803,7 +853,7 @@ impl RedisPool {
                     .map(str::to_owned)
             })
             .unwrap_or_default();
-        match self.bounded(self.client.info::<String>(None)).await {
+        match self.bounded(self.client().info::<String>(None)).await {
             Ok(info) => {
                 let mut node = NodeHealth::new(address, "primary", true).with_info(&info);
                 node.latency_ms = Some(report.latency_ms);
