@@ -60,15 +60,10 @@ async fn large_values_are_compressed_in_redis_and_read_back_unchanged() {
     );
 }
 
-/// The longest pause of a task ticking every millisecond while `work` runs on a runtime with a
-/// single worker thread.
-fn longest_stall(offload_min_bytes: usize) -> Duration {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+/// The longest pause of a task ticking every millisecond while a large value is decoded, on the
+/// test's runtime (one worker thread).
+async fn longest_stall(offload_min_bytes: usize) -> Duration {
+    {
         let cache = Cache::new(
             CacheConfig::builder()
                 .memory(1 << 30)
@@ -105,13 +100,13 @@ fn longest_stall(offload_min_bytes: usize) -> Duration {
         stop.store(true, Ordering::Relaxed);
         ticker.await.unwrap();
         Duration::from_micros(longest_us.load(Ordering::Relaxed))
-    })
+    }
 }
 
-#[test]
-fn decoding_a_large_value_does_not_stall_other_tasks() {
-    let inline = longest_stall(0);
-    let offloaded = longest_stall(64 * 1024);
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn decoding_a_large_value_does_not_stall_other_tasks() {
+    let inline = longest_stall(0).await;
+    let offloaded = longest_stall(64 * 1024).await;
     println!("longest stall of a 1 ms ticker: {inline:?} decoding inline, {offloaded:?} offloaded");
     assert!(
         offloaded * 2 < inline,

@@ -60,17 +60,14 @@ const READERS: u64 = 16;
 /// the machine is shared, and a slow run must not fail a correctness check.
 const MIN_CHECKED: u64 = 1_000;
 
-/// This process' runtime for the load. The test drives the phases (and the faults, with the
-/// harness' blocking calls) from its own thread while the load runs here.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime for the load")
-    })
+/// The test's own runtime (`#[tokio::test]`), where the load runs. The phases and the faults are
+/// driven from a blocking thread (the harness' calls block), which hands work to it.
+static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+
+fn runtime() -> &'static tokio::runtime::Handle {
+    RUNTIME
+        .get()
+        .expect("set by the test before it drives anything")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -679,8 +676,18 @@ fn cache_exists(server: &RedisServer, key: &str) -> bool {
     server.command(&[b"EXISTS", key.as_bytes()]) == Reply::Integer(1)
 }
 
-#[test]
-fn staleness_across_two_processes() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staleness_across_two_processes() {
+    RUNTIME
+        .set(tokio::runtime::Handle::current())
+        .expect("one test in this binary");
+    tokio::task::spawn_blocking(drive)
+        .await
+        .expect("the phases ran to the end");
+}
+
+/// The parent's phases, or the child's load when this process is the child.
+fn drive() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         return child(&spec);
     }
