@@ -7,3 +7,4 @@
 
 pub mod key;
 pub mod pattern;
+pub mod space;

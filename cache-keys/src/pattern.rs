@@ -202,6 +202,86 @@ fn class_matches(class: &[u8], byte: u8) -> bool {
     found != negated
 }
 
+/// One element of a glob, as the matcher reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    /// A byte that must appear as it is (after an escape, too).
+    Literal(u8),
+    /// `?`: any one byte.
+    AnyByte,
+    /// `*`: any run of bytes, the empty one included.
+    AnyRun,
+    /// `[...]`: one byte in (or, negated, not in) the inclusive ranges.
+    Class {
+        /// `[^...]`.
+        negated: bool,
+        /// Inclusive byte ranges; a single byte is a range of one.
+        ranges: Vec<(u8, u8)>,
+    },
+}
+
+impl Token {
+    /// Whether `byte` can stand at this token (`*` takes any byte).
+    pub fn matches(&self, byte: u8) -> bool {
+        match self {
+            Token::Literal(b) => *b == byte,
+            Token::AnyByte | Token::AnyRun => true,
+            Token::Class { negated, ranges } => {
+                ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&byte)) != *negated
+            }
+        }
+    }
+}
+
+/// The tokens of a glob.
+pub fn tokens(pattern: &[u8]) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p < pattern.len() {
+        match pattern[p] {
+            b'*' => out.push(Token::AnyRun),
+            b'?' => out.push(Token::AnyByte),
+            b'\\' if p + 1 < pattern.len() => {
+                p += 1;
+                out.push(Token::Literal(pattern[p]));
+            }
+            b'[' => {
+                if let Some(end) = class_end(pattern, p + 1) {
+                    out.push(class_token(&pattern[p + 1..end]));
+                    p = end;
+                } else {
+                    out.push(Token::Literal(b'['));
+                }
+            }
+            byte => out.push(Token::Literal(byte)),
+        }
+        p += 1;
+    }
+    out
+}
+
+fn class_token(class: &[u8]) -> Token {
+    let (negated, body) = match class.split_first() {
+        Some((b'^', rest)) => (true, rest),
+        _ => (false, class),
+    };
+    let mut ranges = Vec::new();
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'\\' && i + 1 < body.len() {
+            ranges.push((body[i + 1], body[i + 1]));
+            i += 2;
+        } else if i + 2 < body.len() && body[i + 1] == b'-' {
+            ranges.push((body[i].min(body[i + 2]), body[i].max(body[i + 2])));
+            i += 3;
+        } else {
+            ranges.push((body[i], body[i]));
+            i += 1;
+        }
+    }
+    Token::Class { negated, ranges }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
