@@ -31,6 +31,7 @@ mod lease;
 mod offload;
 mod policy;
 mod private;
+pub mod registry;
 mod runtime;
 mod stats;
 

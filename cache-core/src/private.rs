@@ -13,8 +13,9 @@ use std::fmt::{Display, Write as _};
 use std::future::Future;
 use std::marker::PhantomData;
 
-use cache_keys::key::{push_text, ITEM_SEPARATOR, SEPARATOR};
-use cache_keys::pattern;
+use cache_keys::key::SEPARATOR;
+use cache_keys::{pattern, space};
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -22,7 +23,9 @@ use crate::policy::Cacheable;
 use crate::{Cache, CacheError};
 
 pub use crate::key::CacheKey;
+pub use crate::registry::{InvalidationEntry, KeySpaceEntry};
 pub use core::any::type_name;
+pub use inventory;
 pub use std::string::String;
 pub use std::time::Duration;
 
@@ -58,18 +61,10 @@ impl KeyBuf {
         value.write_key(&mut self.buf);
     }
 
-    /// Appends the concrete types of the type parameters that the return type names:
-    /// `:<alloc\:\:string\:\:String>`.
-    pub fn type_params(&mut self, names: &[&str]) {
-        self.buf.push(SEPARATOR);
-        self.buf.push('<');
-        for (i, name) in names.iter().enumerate() {
-            if i > 0 {
-                self.buf.push(ITEM_SEPARATOR);
-            }
-            push_text(&mut self.buf, name);
-        }
-        self.buf.push('>');
+    /// Appends the generics segment: the concrete `Self` type of a method, then the type names
+    /// of the type parameters and the values of the const parameters, `:<app\:\:Repo,10>`.
+    pub fn generics(&mut self, items: &[&dyn Display]) {
+        push_generics(&mut self.buf, items);
     }
 
     /// Appends a `key_builder`'s output, as it is.
@@ -116,10 +111,34 @@ impl PatternBuf {
         pattern::push_escaped(&mut self.buf, &self.scratch);
     }
 
+    /// Appends key text (written by a [`KeyBuf`]), glob-escaped.
+    pub fn key_text(&mut self, text: &str) {
+        pattern::push_escaped(&mut self.buf, text);
+    }
+
+    /// Appends the generics segment (see [`KeyBuf::generics`]), glob-escaped.
+    pub fn generics(&mut self, items: &[&dyn Display]) {
+        self.scratch.clear();
+        push_generics(&mut self.scratch, items);
+        pattern::push_escaped(&mut self.buf, &self.scratch);
+    }
+
     /// The pattern.
     pub fn finish(self) -> String {
         self.buf
     }
+}
+
+/// Writes the generics segment of a key ([`space::push_generics`]).
+fn push_generics(out: &mut String, items: &[&dyn Display]) {
+    let texts: Vec<String> = items.iter().map(ToString::to_string).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    space::push_generics(out, &texts);
+}
+
+/// A key as a pattern that matches only that key (for `#[invalidate_cache(get_user(id))]`).
+pub fn exact(key: &str) -> String {
+    pattern::escape(key)
 }
 
 /// What a return value means for the cache.

@@ -1,14 +1,14 @@
 //! Parsing of attribute arguments into raw, spanned options: no meaning is checked here.
 //!
-//! Both attributes take a comma-separated list; `#[invalidate_cache]` starts with string literals.
-//! Each option is `name`, `name = <expr>` or `name(<tokens>)`. Keywords (`crate`) are accepted as
-//! names. Only the *shape* is parsed here; `valid.rs` decides what each name and value mean, so
+//! Both attributes take a comma-separated list. Each option is `name`, `name = <expr>` or
+//! `name(<tokens>)`; keywords (`crate`) are accepted as names. `#[invalidate_cache]` also takes
+//! string patterns and calls naming a cached function (`get_user(id)`), in any order. Only the *shape* is parsed here; `valid.rs` decides what each name and value mean, so
 //! every mistake in meaning is reported together with the others.
 
 use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
-use syn::{token, Expr, Ident, LitStr, Token};
+use syn::{token, Expr, ExprCall, Ident, LitStr, Token};
 
 /// One `name`, `name = value` or `name(...)` in an attribute's arguments.
 pub(crate) struct RawOption {
@@ -31,9 +31,15 @@ pub(crate) struct CachedArgs {
     pub options: Vec<RawOption>,
 }
 
-/// The arguments of `#[invalidate_cache("pattern", ..., option = value)]`.
+/// `get_user(id)` in `#[invalidate_cache(...)]`: a cached function and its key arguments.
+pub(crate) struct RawTarget {
+    pub call: ExprCall,
+}
+
+/// The arguments of `#[invalidate_cache("pattern", get_user(id), ..., option = value)]`.
 pub(crate) struct InvalidateArgs {
     pub patterns: Vec<LitStr>,
+    pub targets: Vec<RawTarget>,
     pub options: Vec<RawOption>,
 }
 
@@ -77,16 +83,41 @@ impl Parse for CachedArgs {
 
 impl Parse for InvalidateArgs {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut patterns = Vec::new();
-        while input.peek(LitStr) {
-            patterns.push(input.parse()?);
+        let mut args = InvalidateArgs {
+            patterns: Vec::new(),
+            targets: Vec::new(),
+            options: Vec::new(),
+        };
+        while !input.is_empty() {
+            if input.peek(LitStr) {
+                args.patterns.push(input.parse()?);
+            } else if is_option(input) {
+                args.options.push(input.parse()?);
+            } else {
+                let expr: Expr = input.parse()?;
+                match expr {
+                    Expr::Call(call) => args.targets.push(RawTarget { call }),
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            "expected a pattern (\"user:*\"), a cached function with its key \
+                             arguments (`get_user(id)`), or an option such as `allow_all`",
+                        ))
+                    }
+                }
+            }
             if input.is_empty() {
                 break;
             }
             input.parse::<Token![,]>()?;
         }
-        let mut options = Vec::new();
-        parse_options(input, &mut options)?;
-        Ok(InvalidateArgs { patterns, options })
+        Ok(args)
     }
+}
+
+/// An option is a name followed by `=`, `,` or the end; anything else is a call.
+fn is_option(input: ParseStream<'_>) -> bool {
+    let fork = input.fork();
+    fork.call(Ident::parse_any).is_ok()
+        && (fork.is_empty() || fork.peek(Token![=]) || fork.peek(Token![,]))
 }

@@ -7,12 +7,13 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt as _;
 use syn::spanned::Spanned;
 use syn::ItemFn;
 
 use crate::attr::{CachedArgs, InvalidateArgs};
-use crate::sig::{FnInfo, ReturnMode};
-use crate::valid::{self, CachedConfig, InvalidateConfig, KeyPlan, Piece};
+use crate::sig::{FnInfo, Generic, ReturnMode};
+use crate::valid::{self, CachedConfig, InvalidateConfig, KeyPlan, Piece, Target, TargetArgs};
 
 /// The one funnel: any error comes back as `compile_error!`s placed *beside* the untouched
 /// function, so a mistake in the attribute does not cascade into errors in every caller.
@@ -147,11 +148,123 @@ fn seconds(krate: &TokenStream, expr: Option<&syn::Expr>) -> TokenStream {
     }
 }
 
+/// The statements that build a key in `k` after its head: the generics segment, then the
+/// argument parts or the key builder's output. Each key argument is a reference here: the
+/// function's body rebinds it (`let id = &id;`, see [`rebind_key_args`]), the generated key
+/// functions take it so, and both then share these tokens to the letter, so that rustc, which
+/// reports an identical error once, does not report a mistake once per copy.
+fn key_steps(config: &CachedConfig, k: &syn::Ident) -> TokenStream {
+    let CachedConfig { krate, key, .. } = config;
+    let mut steps = generics_step(config, k, "generics");
+    match key {
+        KeyPlan::Parts(parts) => {
+            for (ident, ty) in parts {
+                steps.extend(part_step(krate, k, ident, ty));
+            }
+        }
+        KeyPlan::Builder { path, args } => {
+            // Spanned at the path: a builder with the wrong arguments is an error there.
+            let kr = respan(krate, path.span());
+            let args = args.iter().map(|arg| {
+                let mut arg = arg.clone();
+                arg.set_span(path.span());
+                arg
+            });
+            steps.extend(quote_spanned! {path.span()=>
+                #kr::__private::KeyBuf::display(&mut #k, &#path(#(#args),*));
+            });
+        }
+    }
+    steps
+}
+
+/// `let id = &id;` for each key argument, in the function's body (see [`key_steps`]).
+fn rebind_key_args(config: &CachedConfig) -> TokenStream {
+    let idents: Vec<&syn::Ident> = match &config.key {
+        KeyPlan::Parts(parts) => parts.iter().map(|(ident, _)| ident).collect(),
+        KeyPlan::Builder { args, .. } => args.iter().collect(),
+    };
+    quote! { #(let #idents = &#idents;)* }
+}
+
+/// `&T`, with parentheses where `T` has bounds (`&(impl CacheKey + Send)`).
+fn ref_type(ty: &syn::Type) -> TokenStream {
+    match ty {
+        syn::Type::ImplTrait(_) | syn::Type::TraitObject(_) => quote!(&(#ty)),
+        ty => quote!(&#ty),
+    }
+}
+
+/// `KeyBuf::part(&mut k, &*arg)`, spanned at the argument's type: "`Pool` cannot be part of a
+/// cache key" points at `Pool`.
+fn part_step(
+    krate: &TokenStream,
+    k: &syn::Ident,
+    ident: &syn::Ident,
+    ty: &syn::Type,
+) -> TokenStream {
+    let kr = respan(krate, ty.span());
+    quote_spanned! {ty.span()=>
+        #kr::__private::KeyBuf::part(&mut #k, &*#ident);
+    }
+}
+
+/// `k.method(&[type_name::<Self>(), type_name::<T>(), &N])` when the function has generics or a
+/// receiver; nothing otherwise.
+fn generics_step(config: &CachedConfig, k: &syn::Ident, method: &str) -> TokenStream {
+    let CachedConfig { krate, info, .. } = config;
+    if info.generics.is_empty() && !info.receiver {
+        return TokenStream::new();
+    }
+    let method = format_ident!("{method}");
+    let receiver = info
+        .receiver
+        .then(|| quote!(&#krate::__private::type_name::<Self>(),));
+    let generics = info.generics.iter().map(|g| match g {
+        Generic::Type(t) => quote!(&#krate::__private::type_name::<#t>(),),
+        Generic::Const(c) => quote!(&#c,),
+    });
+    quote! {
+        #k.#method(&[#receiver #(#generics)*]);
+    }
+}
+
+/// The registration of a key space in `cache_core::registry`, as a statement.
+fn register_key_space(config: &CachedConfig) -> TokenStream {
+    let CachedConfig {
+        krate,
+        head,
+        key,
+        shared_keys,
+        info,
+        ..
+    } = config;
+    let exact = config.exact();
+    let builder = matches!(key, KeyPlan::Builder { .. });
+    let method = info.receiver;
+    let name = info.name.unraw().to_string();
+    quote! {
+        #krate::__private::inventory::submit! {
+            #krate::__private::KeySpaceEntry {
+                head: #head,
+                exact: #exact,
+                builder: #builder,
+                shared: #shared_keys,
+                method: #method,
+                function: ::core::concat!(::core::module_path!(), "::", #name),
+                file: ::core::file!(),
+                line: ::core::line!(),
+            }
+        }
+    }
+}
+
 // Input:
 //     #[cached(ttl = 600, key_prefix = "server")]
 //     pub async fn get_server(pool: &Pool, id: i64) -> Option<Server> { body }
 // Output (skip(pool) assumed):
 //     pub async fn get_server(pool: &Pool, id: i64) -> Option<Server> {
+//         <register the key space "server:get_server">
 //         let __cache_key = {
 //             let mut __cache_k = ::cache_core::__private::KeyBuf::new("server:get_server", 17);
 //             __cache_k.part(&id);
@@ -161,52 +274,22 @@ fn seconds(krate: &TokenStream, expr: Option<&syn::Expr>) -> TokenStream {
 //             __cache_key, Some(600 s), None, <error route>, async move { body },
 //         ).await
 //     }
+//     <key functions: see `key_functions`>
 fn gen_cached(config: &CachedConfig, func: &ItemFn) -> TokenStream {
     let CachedConfig {
         krate,
         ttl,
         none_ttl,
         head,
-        key,
         info,
+        ..
     } = config;
     let k = local("__cache_k");
     let key_var = local("__cache_key");
-
-    let mut capacity = head.len();
-    let mut key_steps = TokenStream::new();
-    if !info.ret_type_params.is_empty() {
-        let params = &info.ret_type_params;
-        capacity += 24 * params.len();
-        key_steps.extend(quote! {
-            #k.type_params(&[#(#krate::__private::type_name::<#params>()),*]);
-        });
-    }
-    match key {
-        KeyPlan::Parts(parts) => {
-            capacity += 12 * parts.len();
-            for (ident, ty) in parts {
-                // Spanned at the type: "`Pool` cannot be part of a cache key" points at `Pool`.
-                let kr = respan(krate, ty.span());
-                key_steps.extend(quote_spanned! {ty.span()=>
-                    #kr::__private::KeyBuf::part(&mut #k, &#ident);
-                });
-            }
-        }
-        KeyPlan::Builder { path, args } => {
-            capacity += 32;
-            // Spanned at the path: a builder with the wrong arguments is an error there.
-            let kr = respan(krate, path.span());
-            let args = args.iter().map(|arg| {
-                let mut arg = arg.clone();
-                arg.set_span(path.span());
-                arg
-            });
-            key_steps.extend(quote_spanned! {path.span()=>
-                #kr::__private::KeyBuf::display(&mut #k, &#path(#(&#args),*));
-            });
-        }
-    }
+    let capacity = key_capacity(config);
+    let rebind = rebind_key_args(config);
+    let key_steps = key_steps(config, &k);
+    let register = register_key_space(config);
 
     let mode = mode_path(krate, info.mode);
     let ttl = seconds(krate, ttl.as_ref());
@@ -223,6 +306,7 @@ fn gen_cached(config: &CachedConfig, func: &ItemFn) -> TokenStream {
     let call = quote_spanned! {info.ret_span=>
         #call(#key_var, #ttl, #none_ttl, #route, #body).await
     };
+    let key_functions = key_functions(config, func);
 
     let attrs = &func.attrs;
     let vis = &func.vis;
@@ -230,12 +314,148 @@ fn gen_cached(config: &CachedConfig, func: &ItemFn) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
+            #register
             let #key_var = {
                 let mut #k = #krate::__private::KeyBuf::new(#head, #capacity);
+                #rebind
                 #key_steps
                 #k.finish()
             };
             #call
+        }
+        #key_functions
+    }
+}
+
+/// A guess of the key's length, so that building it allocates once.
+fn key_capacity(config: &CachedConfig) -> usize {
+    let generics = usize::from(config.info.receiver) + config.info.generics.len();
+    config.head.len()
+        + 24 * generics
+        + match &config.key {
+            KeyPlan::Parts(parts) => 12 * parts.len(),
+            KeyPlan::Builder { .. } => 32,
+        }
+}
+
+// Beside a function without a receiver, `#[cached]` generates (same visibility, generics and
+// where clause):
+//     fn get_server__key(id: &i64) -> String                 // the key for these arguments
+//     fn get_server__pattern(id: Option<&i64>) -> String     // a glob, None: any value (no key_builder)
+//     fn get_server__all() -> String                         // a glob matching every key
+// `#[invalidate_cache(get_server(id))]` calls them, so a typo or a rename fails the build. A
+// method has none: the name of the generated function could not be told apart from the
+// trait's own items in a trait impl, and its `Self` is only known where it is called.
+fn key_functions(config: &CachedConfig, func: &ItemFn) -> TokenStream {
+    let CachedConfig {
+        krate,
+        head,
+        key,
+        info,
+        ..
+    } = config;
+    if info.receiver {
+        return TokenStream::new();
+    }
+    let name = info.name.unraw().to_string();
+    let vis = &func.vis;
+    let generics = &func.sig.generics;
+    let where_clause = &func.sig.generics.where_clause;
+    let k = local("__cache_k");
+    let p = local("__cache_p");
+    let allow = quote! {
+        #[allow(
+            non_snake_case, dead_code, unused_variables, clippy::ptr_arg, clippy::ref_option_ref,
+            clippy::too_many_arguments, clippy::extra_unused_type_parameters,
+            clippy::needless_lifetimes, clippy::extra_unused_lifetimes,
+            clippy::trivially_copy_pass_by_ref
+        )]
+    };
+    let key_fn = format_ident!("{name}__key", span = info.name.span());
+    let pattern_fn = format_ident!("{name}__pattern", span = info.name.span());
+    let all_fn = format_ident!("{name}__all", span = info.name.span());
+    let key_doc =
+        format!("The cache key of `{name}` for these key arguments (generated by `#[cached]`).");
+    let pattern_doc = format!(
+        "A glob matching the keys of `{name}` whose key arguments are the given ones, `None` \
+         standing for any value (generated by `#[cached]`)."
+    );
+    let all_doc = format!("A glob matching every key of `{name}` (generated by `#[cached]`).");
+    let capacity = key_capacity(config);
+    let key_steps = key_steps(config, &k);
+    let key_params: Vec<TokenStream> = match key {
+        KeyPlan::Parts(parts) => parts
+            .iter()
+            .map(|(i, ty)| {
+                let ty = ref_type(ty);
+                quote!(#i: #ty)
+            })
+            .collect(),
+        KeyPlan::Builder { args, .. } => args
+            .iter()
+            .map(|a| {
+                let ty = info
+                    .args
+                    .iter()
+                    .find(|arg| arg.ident.as_ref() == Some(a))
+                    .map(|arg| ref_type(&arg.ty));
+                quote!(#a: #ty)
+            })
+            .collect(),
+    };
+    let all_glob = if config.exact() {
+        cache_keys::pattern::escape(head)
+    } else {
+        format!("{}:*", cache_keys::pattern::escape(head))
+    };
+    let pattern = match key {
+        KeyPlan::Parts(parts) => {
+            let params = parts.iter().map(|(i, ty)| {
+                let ty = ref_type(ty);
+                quote!(#i: ::core::option::Option<#ty>)
+            });
+            let generics_step = generics_step(config, &p, "generics");
+            let steps = parts.iter().map(|(i, ty)| {
+                let part = part_step(krate, &k, i, ty);
+                quote! {
+                    match #i {
+                        ::core::option::Option::Some(#i) => {
+                            let mut #k = #krate::__private::KeyBuf::new("", 16);
+                            #part
+                            #p.key_text(&#k.finish());
+                        }
+                        ::core::option::Option::None => #p.text(":*"),
+                    }
+                }
+            });
+            let head_glob = cache_keys::pattern::escape(head);
+            quote! {
+                #allow
+                #[doc = #pattern_doc]
+                #vis fn #pattern_fn #generics (#(#params),*) -> #krate::__private::String #where_clause {
+                    let mut #p = #krate::__private::PatternBuf::new(#capacity);
+                    #p.text(#head_glob);
+                    #generics_step
+                    #(#steps)*
+                    #p.finish()
+                }
+            }
+        }
+        KeyPlan::Builder { .. } => TokenStream::new(),
+    };
+    quote! {
+        #allow
+        #[doc = #key_doc]
+        #vis fn #key_fn #generics (#(#key_params),*) -> #krate::__private::String #where_clause {
+            let mut #k = #krate::__private::KeyBuf::new(#head, #capacity);
+            #key_steps
+            #k.finish()
+        }
+        #pattern
+        #allow
+        #[doc = #all_doc]
+        #vis fn #all_fn() -> #krate::__private::String {
+            #krate::__private::String::from(#all_glob)
         }
     }
 }
@@ -260,6 +480,7 @@ fn gen_invalidate(config: &InvalidateConfig, func: &ItemFn) -> TokenStream {
     let InvalidateConfig {
         krate,
         patterns,
+        targets,
         allow_all,
         info,
     } = config;
@@ -267,7 +488,7 @@ fn gen_invalidate(config: &InvalidateConfig, func: &ItemFn) -> TokenStream {
     let patterns_var = local("__cache_patterns");
     let ret_var = local("__cache_ret");
 
-    let pattern_exprs = patterns.iter().map(|pieces| match pieces.as_slice() {
+    let pattern_exprs = patterns.iter().map(|pattern| match pattern.pieces.as_slice() {
         [] => quote!(#krate::__private::String::new()),
         [Piece::Text(text)] => quote!(#krate::__private::String::from(#text)),
         pieces => {
@@ -292,6 +513,22 @@ fn gen_invalidate(config: &InvalidateConfig, func: &ItemFn) -> TokenStream {
             })
         }
     });
+    let target_exprs = targets.iter().map(|target| target_pattern(krate, target));
+    let registrations = patterns.iter().map(|pattern| {
+        let written = &pattern.written;
+        let name = info.name.unraw().to_string();
+        quote! {
+            #krate::__private::inventory::submit! {
+                #krate::__private::InvalidationEntry {
+                    pattern: #written,
+                    allow_all: #allow_all,
+                    function: ::core::concat!(::core::module_path!(), "::", #name),
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                }
+            }
+        }
+    });
     let mode = match info.mode {
         ReturnMode::Result => mode_path(krate, ReturnMode::Result),
         ReturnMode::Option | ReturnMode::Plain => mode_path(krate, ReturnMode::Plain),
@@ -302,13 +539,56 @@ fn gen_invalidate(config: &InvalidateConfig, func: &ItemFn) -> TokenStream {
     let attrs = &func.attrs;
     let vis = &func.vis;
     let sig = &func.sig;
-    let count = patterns.len();
+    let count = patterns.len() + targets.len();
     quote! {
         #(#attrs)*
         #vis #sig {
-            let #patterns_var: [#krate::__private::String; #count] = [#(#pattern_exprs),*];
+            #(#registrations)*
+            let #patterns_var: [#krate::__private::String; #count] =
+                [#(#pattern_exprs,)* #(#target_exprs,)*];
             let #ret_var = #body.await;
             #krate::__private::invalidate::<#mode, _>(#ret_var, &#patterns_var, #allow_all, #route).await
+        }
+    }
+}
+
+/// The pattern of a named cached function, from the key functions `#[cached]` generated
+/// beside it: `f(a, b)` is `f__key(&a, &b)` as a literal glob, `f(a, _)` is
+/// `f__pattern(Some(&a), None)`, `f(..)` is `f__all()`.
+fn target_pattern(krate: &TokenStream, target: &Target) -> TokenStream {
+    let Target { path, args, span } = target;
+    let span = *span;
+    let mut path = path.clone();
+    let Some(last) = path.segments.last_mut() else {
+        return TokenStream::new();
+    };
+    let name = last.ident.unraw().to_string();
+    let generics = std::mem::replace(&mut last.arguments, syn::PathArguments::None);
+    let with = |suffix: &str, path: &syn::Path| {
+        let mut path = path.clone();
+        if let Some(last) = path.segments.last_mut() {
+            last.ident = format_ident!("{name}__{suffix}", span = span);
+        }
+        path
+    };
+    let kr = respan(krate, span);
+    match args {
+        TargetArgs::All => {
+            let all = with("all", &path);
+            quote_spanned!(span=> #all())
+        }
+        TargetArgs::Values(values) if values.iter().all(Option::is_some) => {
+            let key = with("key", &path);
+            let values = values.iter().flatten();
+            quote_spanned!(span=> #kr::__private::exact(&#key #generics (#(&(#values)),*)))
+        }
+        TargetArgs::Values(values) => {
+            let pattern = with("pattern", &path);
+            let values = values.iter().map(|v| match v {
+                Some(v) => quote_spanned!(span=> ::core::option::Option::Some(&(#v))),
+                None => quote_spanned!(span=> ::core::option::Option::None),
+            });
+            quote_spanned!(span=> #pattern #generics (#(#values),*))
         }
     }
 }
@@ -364,18 +644,32 @@ mod tests {
     }
 
     #[test]
-    fn generic_return_types_put_the_type_in_the_key() {
+    fn every_generic_and_self_go_into_the_key() {
         let out = expand_cached(
             quote!(),
             quote!(
-                async fn load<T: Clone, U>(id: u32, u: U) -> Option<T> {
+                async fn load<'a, T: Clone, U, const N: usize>(id: u32, u: &'a U) -> Option<T> {
                     None
                 }
             ),
         );
-        assert!(out.contains("type_params"), "{out}");
-        assert!(out.contains("type_name :: < T >"), "{out}");
-        assert!(!out.contains("type_name :: < U >"), "{out}");
+        for needle in ["type_name :: < T >", "type_name :: < U >", "& N ,"] {
+            assert!(out.contains(needle), "{needle} missing in {out}");
+        }
+        assert!(!out.contains("type_name :: < Self >"), "{out}");
+        let out = expand_cached(
+            quote!(),
+            quote!(
+                async fn count(&self) -> u64 {
+                    0
+                }
+            ),
+        );
+        assert!(out.contains("type_name :: < Self >"), "{out}");
+        assert!(
+            !out.contains("count__key"),
+            "methods get no key functions: {out}"
+        );
     }
 }
 /// The expanded example of `docs/src/macros.md`: `cargo test -p cache-macros --lib
@@ -396,7 +690,7 @@ mod guide_example {
         let out = out.to_string();
         for line in [
             "KeyBuf :: new (\"server:get_server_details\"",
-            "KeyBuf :: part (& mut __cache_k , & server_id)",
+            "KeyBuf :: part (& mut __cache_k , & * server_id)",
             "cached :: < :: cache_core :: __private :: OptionMode , _ , _ >",
             "seconds (600)",
         ] {

@@ -1,8 +1,8 @@
 //! What the attributes need to know about the annotated function's signature: its named
-//! arguments (receivers never count), the shape of its return type and the type parameters that
-//! the return type mentions. The signature itself is never changed.
+//! arguments (receivers never count), the shape of its return type, its generic parameters and
+//! whether it has a receiver. The signature itself is never changed.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, Ident, Pat, ReturnType, Signature, Type};
@@ -38,9 +38,18 @@ pub(crate) struct FnInfo {
     pub ret: TokenStream,
     pub ret_span: Span,
     pub mode: ReturnMode,
-    /// Type parameters named in the return type: their concrete types go into the key, since
-    /// `load::<User>(1)` and `load::<Post>(1)` must not share an entry.
-    pub ret_type_params: Vec<Ident>,
+    /// Type and const parameters, in declaration order: their concrete types and values go into
+    /// the key, since `load::<User>(1)` and `load::<Post>(1)` must not share an entry.
+    pub generics: Vec<Generic>,
+    /// True for a method (`self`, `&self`, `self: Arc<Self>`): the concrete `Self` type goes into
+    /// the key, since `Users::count()` and `Posts::count()` must not share an entry.
+    pub receiver: bool,
+}
+
+/// A type or const parameter of the function.
+pub(crate) enum Generic {
+    Type(Ident),
+    Const(Ident),
 }
 
 pub(crate) fn analyze(sig: &Signature) -> FnInfo {
@@ -68,34 +77,28 @@ pub(crate) fn analyze(sig: &Signature) -> FnInfo {
         ReturnType::Default => (quote!(()), sig.paren_token.span.close(), ReturnMode::Plain),
         ReturnType::Type(_, ty) => (quote!(#ty), ty.span(), mode_of(ty)),
     };
-    let type_params: Vec<&Ident> = sig
+    let generics = sig
         .generics
         .params
         .iter()
         .filter_map(|p| match p {
-            GenericParam::Type(t) => Some(&t.ident),
-            _ => None,
+            GenericParam::Type(t) => Some(Generic::Type(t.ident.clone())),
+            GenericParam::Const(c) => Some(Generic::Const(c.ident.clone())),
+            GenericParam::Lifetime(_) => None,
         })
         .collect();
-    let mut named = Vec::new();
-    collect_idents(ret.clone(), &mut |ident| {
-        if type_params.contains(&ident) && !named.contains(ident) {
-            named.push(ident.clone());
-        }
-    });
-    // Keep the declaration order, so the key does not depend on how the return type is written.
-    let ret_type_params = type_params
-        .into_iter()
-        .filter(|p| named.contains(p))
-        .cloned()
-        .collect();
+    let receiver = sig
+        .inputs
+        .iter()
+        .any(|input| matches!(input, FnArg::Receiver(_)));
     FnInfo {
         name: sig.ident.clone(),
         args,
         ret,
         ret_span,
         mode,
-        ret_type_params,
+        generics,
+        receiver,
     }
 }
 
@@ -111,15 +114,5 @@ fn mode_of(ty: &Type) -> ReturnMode {
             }
         }
         _ => ReturnMode::Plain,
-    }
-}
-
-fn collect_idents(tokens: TokenStream, found: &mut impl FnMut(&Ident)) {
-    for tree in tokens {
-        match tree {
-            TokenTree::Ident(ident) => found(&ident),
-            TokenTree::Group(group) => collect_idents(group.stream(), found),
-            TokenTree::Punct(_) | TokenTree::Literal(_) => {}
-        }
     }
 }

@@ -6,7 +6,8 @@
 
 use std::fmt::Display;
 
-use cache_keys::pattern::{self, GLOB_CHARS};
+use cache_keys::pattern;
+use cache_keys::space::{self, Piece as TemplatePiece};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
 use syn::ext::IdentExt;
@@ -16,7 +17,7 @@ use syn::{
     Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Path, Signature, Token, Type, UnOp,
 };
 
-use crate::attr::{CachedArgs, InvalidateArgs, RawOption, RawValue};
+use crate::attr::{CachedArgs, InvalidateArgs, RawOption, RawTarget, RawValue};
 use crate::sig::{self, FnInfo, ReturnMode};
 
 /// Collects errors so that all of them are reported at once.
@@ -78,10 +79,21 @@ pub(crate) struct CachedConfig {
     pub ttl: Option<Expr>,
     pub none_ttl: Option<Expr>,
     /// The constant start of every key: `{key_prefix}:{fn_name}[:v{N}]`, or with a key builder
-    /// `{key_prefix}[:v{N}]`.
+    /// `{key_prefix}[:v{N}]` (`cache_keys::space::head`).
     pub head: String,
     pub key: KeyPlan,
+    /// Whether another function may share this key space on purpose (`shared_keys`).
+    pub shared_keys: bool,
     pub info: FnInfo,
+}
+
+impl CachedConfig {
+    /// True when the only key is the head itself: no key arguments, no generics, no receiver.
+    pub fn exact(&self) -> bool {
+        matches!(&self.key, KeyPlan::Parts(parts) if parts.is_empty())
+            && self.info.generics.is_empty()
+            && !self.info.receiver
+    }
 }
 
 /// One piece of an `#[invalidate_cache]` pattern.
@@ -93,15 +105,42 @@ pub(crate) enum Piece {
     Arg(Ident),
 }
 
+/// A string pattern of `#[invalidate_cache]`, checked.
+pub(crate) struct Pattern {
+    pub pieces: Vec<Piece>,
+    /// The pattern as written, for the registry.
+    pub written: String,
+}
+
+/// A cached function named by `#[invalidate_cache(get_user(id))]`: its keys are computed by the
+/// functions `#[cached]` generates beside it (`get_user__key`, `get_user__pattern`,
+/// `get_user__all`), so a typo, a rename or a changed key argument fails the build.
+pub(crate) struct Target {
+    /// The function's path, generic arguments included (`repo::load::<User>`).
+    pub path: Path,
+    pub args: TargetArgs,
+    pub span: Span,
+}
+
+/// Which keys of a target are deleted.
+pub(crate) enum TargetArgs {
+    /// `f(..)`: every key of the function.
+    All,
+    /// `f(a, _, c)`: the key for these values, `_` standing for any value.
+    Values(Vec<Option<Expr>>),
+}
+
 /// Everything the `#[invalidate_cache]` expansion needs, checked.
 pub(crate) struct InvalidateConfig {
     pub krate: TokenStream,
-    pub patterns: Vec<Vec<Piece>>,
+    pub patterns: Vec<Pattern>,
+    pub targets: Vec<Target>,
     pub allow_all: bool,
     pub info: FnInfo,
 }
 
-const CACHED_OPTIONS: &str = "ttl, none_ttl, key_prefix, key_builder, skip, version, crate";
+const CACHED_OPTIONS: &str =
+    "ttl, none_ttl, key_prefix, key_builder, skip, version, shared_keys, crate";
 const INVALIDATE_OPTIONS: &str = "allow_all, crate";
 
 pub(crate) fn cached(args: CachedArgs, sig: &Signature) -> Result<CachedConfig, syn::Error> {
@@ -115,9 +154,11 @@ pub(crate) fn cached(args: CachedArgs, sig: &Signature) -> Result<CachedConfig, 
     let mut key_builder = Once::new();
     let mut skip = Once::new();
     let mut version = Once::new();
+    let mut shared_keys = Once::new();
     let mut krate = Once::new();
     for RawOption { name, value } in args.options {
         match name.to_string().as_str() {
+            "shared_keys" => flag(&mut cx, &name, value, &mut shared_keys),
             "ttl" => {
                 if let Some(e) = expr_value(&mut cx, &name, value, "ttl = 60") {
                     if let Some(e) = seconds(&mut cx, &name, e) {
@@ -218,25 +259,19 @@ pub(crate) fn cached(args: CachedArgs, sig: &Signature) -> Result<CachedConfig, 
         .iter()
         .filter_map(|a| a.ident.as_ref().map(|ident| (ident.clone(), a.ty.clone())));
     let fn_name = info.name.unraw().to_string();
-    // With no `key_prefix` the prefix *is* the function name: the key is `{fn_name}:{args}`
-    // rather than `{fn_name}:{fn_name}:{args}`.
-    let (mut head, key) = match (key_builder.value, key_prefix.value) {
-        (Some(path), prefix) => (
-            prefix.unwrap_or(fn_name),
-            KeyPlan::Builder {
-                path,
-                args: named.map(|(i, _)| i).collect(),
-            },
-        ),
-        (None, Some(prefix)) => (
-            format!("{prefix}:{fn_name}"),
-            KeyPlan::Parts(named.collect()),
-        ),
-        (None, None) => (fn_name, KeyPlan::Parts(named.collect())),
+    let head = space::head(
+        key_prefix.value.as_deref(),
+        &fn_name,
+        version.value,
+        key_builder.value.is_some(),
+    );
+    let key = match key_builder.value {
+        Some(path) => KeyPlan::Builder {
+            path,
+            args: named.map(|(i, _)| i).collect(),
+        },
+        None => KeyPlan::Parts(named.collect()),
     };
-    if let Some(v) = version.value {
-        head.push_str(&format!(":v{v}"));
-    }
     let none_ttl = none_ttl.value.and_then(|(span, e)| {
         if info.mode == ReturnMode::Option {
             Some(e)
@@ -256,6 +291,7 @@ pub(crate) fn cached(args: CachedArgs, sig: &Signature) -> Result<CachedConfig, 
         none_ttl,
         head,
         key,
+        shared_keys: shared_keys.value.unwrap_or(false),
         info,
     })
 }
@@ -272,27 +308,22 @@ pub(crate) fn invalidate(
     let mut krate = Once::new();
     for RawOption { name, value } in args.options {
         match name.to_string().as_str() {
-            "allow_all" => match value {
-                RawValue::Flag => allow_all.set(&mut cx, &name, true),
-                RawValue::Expr(Expr::Lit(ExprLit {
-                    lit: Lit::Bool(b), ..
-                })) => allow_all.set(&mut cx, &name, b.value),
-                _ => cx.error(name.span(), "write `allow_all = true`"),
-            },
+            "allow_all" => flag(&mut cx, &name, value, &mut allow_all),
             "crate" => set_crate(&mut cx, &name, value, &mut krate),
             other => cx.error(
                 name.span(),
                 format_args!(
-                    "unknown option `{other}`: #[invalidate_cache] accepts patterns (\"user:*\") \
-                     first, then {INVALIDATE_OPTIONS}"
+                    "unknown option `{other}`: #[invalidate_cache] accepts patterns \
+                     (\"user:*\"), cached functions (`get_user(id)`) and {INVALIDATE_OPTIONS}"
                 ),
             ),
         }
     }
-    if args.patterns.is_empty() {
+    if args.patterns.is_empty() && args.targets.is_empty() {
         cx.error(
             Span::call_site(),
-            "#[invalidate_cache] needs at least one pattern: #[invalidate_cache(\"user:*\")]",
+            "#[invalidate_cache] needs at least one cached function or pattern: \
+             #[invalidate_cache(get_user(id))] or #[invalidate_cache(\"user:*\")]",
         );
     }
     let allow_all = allow_all.value.unwrap_or(false);
@@ -301,10 +332,16 @@ pub(crate) fn invalidate(
         .iter()
         .filter_map(|lit| parse_pattern(&mut cx, lit, &info, allow_all))
         .collect();
+    let targets = args
+        .targets
+        .into_iter()
+        .filter_map(|raw| target(&mut cx, raw))
+        .collect();
     cx.finish()?;
     Ok(InvalidateConfig {
         krate: krate.value.unwrap_or_else(default_crate),
         patterns,
+        targets,
         allow_all,
         info,
     })
@@ -419,31 +456,75 @@ fn key_prefix_value(cx: &mut Ctxt, e: Expr) -> Option<String> {
         return None;
     };
     let value = lit.value();
-    let mut ok = true;
-    let mut fail = |message: String| {
-        cx.error(lit.span(), message);
-        ok = false;
+    match space::check_prefix(&value) {
+        Ok(()) => Some(value),
+        Err(problems) => {
+            for problem in problems {
+                cx.error(lit.span(), problem);
+            }
+            None
+        }
+    }
+}
+
+/// A boolean option: `name` alone or `name = true|false`, set once.
+fn flag(cx: &mut Ctxt, name: &Ident, value: RawValue, slot: &mut Once<bool>) {
+    match value {
+        RawValue::Flag => slot.set(cx, name, true),
+        RawValue::Expr(Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        })) => slot.set(cx, name, b.value),
+        _ => cx.error(
+            name.span(),
+            format_args!("write `{name}` or `{name} = true`"),
+        ),
+    }
+}
+
+/// A cached function named in `#[invalidate_cache]`: `f(a, _)`, `path::f::<T>(a)`, `f(..)`.
+fn target(cx: &mut Ctxt, raw: RawTarget) -> Option<Target> {
+    let RawTarget { call } = raw;
+    let span = call.span();
+    let Expr::Path(func) = *call.func else {
+        cx.error(
+            span,
+            "name a cached function and its key arguments: `get_user(id)`, `get_user(_)` or `get_user(..)`",
+        );
+        return None;
     };
-    if value.is_empty() {
-        fail("key_prefix is empty: give a name such as `key_prefix = \"user\"`, or leave it out to use the function's name".into());
+    if func.qself.is_some() {
+        cx.error(
+            span,
+            "name the cached function by its path: `Repo::load(id)`",
+        );
+        return None;
     }
-    if value.chars().any(char::is_whitespace) {
-        fail(format!(
-            "key_prefix `{value}` contains whitespace, which makes keys hard to type in redis-cli: use `_` or `-`"
-        ));
-    }
-    if let Some(c) = value.chars().find(|c| GLOB_CHARS.contains(c)) {
-        fail(format!(
-            "key_prefix `{value}` contains the glob character `{c}`, which would act as a wildcard in invalidation patterns: remove it"
-        ));
-    }
-    if value.ends_with(':') {
-        fail(format!(
-            "key_prefix `{value}` ends in `:`, which the key adds itself: write `{}`",
-            value.trim_end_matches(':')
-        ));
-    }
-    ok.then_some(value)
+    let args: Vec<Expr> = call.args.into_iter().collect();
+    let args = match args.as_slice() {
+        [Expr::Range(range)] if range.start.is_none() && range.end.is_none() => TargetArgs::All,
+        _ => {
+            let mut values = Vec::with_capacity(args.len());
+            for arg in args {
+                match arg {
+                    Expr::Infer(_) => values.push(None),
+                    Expr::Range(r) if r.start.is_none() && r.end.is_none() => {
+                        cx.error(
+                            r.span(),
+                            "`..` stands for every key: write it alone, `f(..)`",
+                        );
+                        return None;
+                    }
+                    other => values.push(Some(other)),
+                }
+            }
+            TargetArgs::Values(values)
+        }
+    };
+    Some(Target {
+        path: func.path,
+        args,
+        span,
+    })
 }
 
 /// `crate = "path"`, shared by both attributes: a path in a string, set once.
@@ -509,14 +590,9 @@ fn check_skip(cx: &mut Ctxt, skip: &[Ident], info: &FnInfo) {
 }
 
 /// Splits a pattern into glob text and `{arg}` placeholders and checks both.
-fn parse_pattern(
-    cx: &mut Ctxt,
-    lit: &LitStr,
-    info: &FnInfo,
-    allow_all: bool,
-) -> Option<Vec<Piece>> {
+fn parse_pattern(cx: &mut Ctxt, lit: &LitStr, info: &FnInfo, allow_all: bool) -> Option<Pattern> {
     let value = lit.value();
-    let pieces = match split_placeholders(&value) {
+    let pieces = match space::split_template(&value) {
         Ok(pieces) => pieces,
         Err(message) => {
             cx.error(
@@ -531,11 +607,11 @@ fn parse_pattern(
     let mut pieces_out = Vec::with_capacity(pieces.len());
     for piece in pieces {
         match piece {
-            RawPiece::Text(t) => {
+            TemplatePiece::Text(t) => {
                 sample.push_str(&t);
                 pieces_out.push(Piece::Text(t));
             }
-            RawPiece::Arg(name) => {
+            TemplatePiece::Arg(name) => {
                 // A placeholder stands for escaped text: a plain letter is a faithful sample.
                 sample.push('x');
                 let ident = syn::parse_str::<Ident>(&name)
@@ -573,77 +649,8 @@ fn parse_pattern(
         );
         ok = false;
     }
-    ok.then_some(pieces_out)
-}
-
-#[derive(Debug, PartialEq)]
-enum RawPiece {
-    Text(String),
-    Arg(String),
-}
-
-/// `a{b}c{{d}}` -> Text("a"), Arg("b"), Text("c{d}").
-fn split_placeholders(s: &str) -> Result<Vec<RawPiece>, String> {
-    let mut pieces = Vec::new();
-    let mut text = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                text.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                text.push('}');
-            }
-            '{' => {
-                let mut name = String::new();
-                loop {
-                    match chars.next() {
-                        Some('}') => break,
-                        Some(c) => name.push(c),
-                        None => {
-                            return Err(
-                                "a `{` is never closed: write `{arg}` for an argument or `{{` for a literal brace"
-                                    .into(),
-                            )
-                        }
-                    }
-                }
-                if !text.is_empty() {
-                    pieces.push(RawPiece::Text(std::mem::take(&mut text)));
-                }
-                pieces.push(RawPiece::Arg(name.trim().to_owned()));
-            }
-            '}' => {
-                return Err("a lone `}`: write `}}` for a literal brace".into());
-            }
-            c => text.push(c),
-        }
-    }
-    if !text.is_empty() {
-        pieces.push(RawPiece::Text(text));
-    }
-    Ok(pieces)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_and_escaped_braces() {
-        assert_eq!(
-            split_placeholders("server:{id}:*{{x}}"),
-            Ok(vec![
-                RawPiece::Text("server:".into()),
-                RawPiece::Arg("id".into()),
-                RawPiece::Text(":*{x}".into()),
-            ])
-        );
-        assert!(split_placeholders("a{b").is_err());
-        assert!(split_placeholders("a}b").is_err());
-        assert_eq!(split_placeholders(""), Ok(vec![]));
-    }
+    ok.then_some(Pattern {
+        pieces: pieces_out,
+        written: value,
+    })
 }
