@@ -12,7 +12,9 @@ use crate::codec::CodecKind;
 /// A configuration value that is missing its expected form.
 ///
 /// `Display` reads like `REDIS_PORT: expected a port number from 1 to 65535, got "http"`. The
-/// offending value is left out when it may hold a secret (`REDIS_URL`, `REDIS_PASSWORD`).
+/// offending value is left out when it may hold a secret: always for `REDIS_URL`, `REDIS_HOST`,
+/// `REDIS_USERNAME`, `REDIS_PASSWORD`, a `.env` line and TLS files, and for any other variable
+/// when the value contains `@` (as credentials in a URL do) or a password of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: expected {expected}{}", got.as_ref().map(|v| format!(", got {v:?}")).unwrap_or_default())]
 pub struct ConfigError {
@@ -25,12 +27,30 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &'static str, expected: impl Into<String>, got: Option<&str>) -> Self {
+    /// An error about `variable`; `got`, the value, is kept only when it cannot be credentials.
+    pub(crate) fn new(
+        variable: &'static str,
+        expected: impl Into<String>,
+        got: Option<&str>,
+    ) -> Self {
         ConfigError {
             variable,
             expected: expected.into(),
-            got: got.map(str::to_owned),
+            got: got.filter(|v| !v.contains('@')).map(str::to_owned),
         }
+    }
+
+    /// Drops the value when it contains one of `secrets` (a password pasted into another
+    /// variable).
+    fn withholding(mut self, secrets: &[String]) -> Self {
+        if self
+            .got
+            .as_deref()
+            .is_some_and(|got| secrets.iter().any(|s| got.contains(s.as_str())))
+        {
+            self.got = None;
+        }
+        self
     }
 }
 
@@ -88,15 +108,23 @@ impl RedisUrl {
             "a URL such as redis://[[user]:password@]host[:port][/db], rediss://.., \
                             redis-cluster://host:port?node=host:port or \
                             redis-sentinel://host:26379/0?sentinelServiceName=name";
+        // Every message below is ours, or the url crate's (which never quotes its input): the
+        // URL, or any part of it that may hold a password, is never in it.
         let parsed = url::Url::parse(url).map_err(|e| {
             ConfigError::new(variable, format!("{FORM} (it does not parse: {e})"), None)
         })?;
         let Some(&(_, tls)) = SCHEMES.iter().find(|(s, _)| *s == parsed.scheme()) else {
-            return Err(ConfigError::new(
-                variable,
-                format!("{FORM} (unknown scheme {:?})", parsed.scheme()),
-                None,
-            ));
+            // The scheme is named only when written as one (`http://`): a password alone
+            // parses as a URL whose "scheme" is the password up to its first colon.
+            let written = url
+                .get(..parsed.scheme().len() + 3)
+                .is_some_and(|p| p.eq_ignore_ascii_case(&format!("{}://", parsed.scheme())));
+            let why = if written {
+                format!("unknown scheme {:?}", parsed.scheme())
+            } else {
+                "it does not start with a scheme such as redis://".to_owned()
+            };
+            return Err(ConfigError::new(variable, format!("{FORM} ({why})"), None));
         };
         if tls && !cfg!(feature = "tls") {
             return Err(ConfigError::new(
@@ -116,41 +144,49 @@ impl RedisUrl {
                 None,
             ));
         }
-        fred::types::config::Config::from_url(url)
-            .map_err(|e| ConfigError::new(variable, format!("{FORM} ({})", e.details()), None))?;
+        // fred quotes a `node` it cannot read in its error, and a node written with credentials
+        // holds a password: nodes are checked here, without quoting them.
+        let bad_node = parsed.query_pairs().any(|(k, v)| {
+            k == "node"
+                && !matches!(v.split(':').collect::<Vec<_>>()[..],
+                    [host, port] if !host.is_empty() && !host.contains(['@', '/'])
+                        && port.parse::<u16>().is_ok())
+        });
+        if bad_node {
+            return Err(ConfigError::new(
+                variable,
+                format!(
+                    "{FORM} (each node=host:port, without credentials: those of the URL apply to \
+                     every node)"
+                ),
+                None,
+            ));
+        }
+        fred::types::config::Config::from_url(url).map_err(|e| {
+            // fred's own words, unless they quote something that may be a credential.
+            let secrets = url_secrets(&parsed);
+            let details = e.details();
+            let why = if details.contains('@') || secrets.iter().any(|s| details.contains(s)) {
+                "the Redis client does not accept it"
+            } else {
+                details
+            };
+            ConfigError::new(variable, format!("{FORM} ({why})"), None)
+        })?;
         // Cluster / sentinel settings (deployment guide): `?readFromReplicas=true`.
         crate::backend::redis::read_from_replicas(&parsed)
             .map_err(|e| ConfigError::new(variable, e, None))?;
         Ok(RedisUrl(url.to_owned()))
     }
 
-    /// The URL with its password(s) replaced by `***`, for logs and messages.
+    /// The URL with its secrets replaced by `***`, for logs and messages: the password, a user
+    /// name with no password beside it (`redis://s3cret@host`, a password written without its
+    /// colon), and query parameters whose name holds `password` (`sentinelPassword`).
     pub fn redacted(&self) -> String {
-        let Ok(mut url) = url::Url::parse(&self.0) else {
-            return "<unparsable URL>".to_owned();
-        };
-        if url.password().is_some() {
-            // Cannot fail: the URL has a host (checked in `parse`), so it can hold a password.
-            let _ = url.set_password(Some("***"));
+        match url::Url::parse(&self.0) {
+            Ok(url) => redact(&url),
+            Err(_) => UNSHOWN_URL.to_owned(),
         }
-        let secret_query = url
-            .query_pairs()
-            .any(|(k, _)| k.to_ascii_lowercase().contains("password"));
-        if secret_query {
-            let pairs: Vec<(String, String)> = url
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v = if k.to_ascii_lowercase().contains("password") {
-                        "***".to_owned()
-                    } else {
-                        v.into_owned()
-                    };
-                    (k.into_owned(), v)
-                })
-                .collect();
-            url.query_pairs_mut().clear().extend_pairs(pairs);
-        }
-        url.to_string()
     }
 
     /// The URL as given, password included: for handing to the Redis client only.
@@ -169,6 +205,112 @@ impl fmt::Display for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted())
     }
+}
+
+/// What is shown in place of a URL that cannot be redacted.
+const UNSHOWN_URL: &str = "<a URL that is not shown>";
+
+/// True for a query parameter that carries a password (`password`, `sentinelPassword`).
+fn is_secret_key(key: &str) -> bool {
+    key.to_ascii_lowercase().contains("password")
+}
+
+/// The secrets `url` carries (see [`RedisUrl::redacted`]), each as written and decoded.
+fn url_secrets(url: &url::Url) -> Vec<String> {
+    let mut secrets: Vec<String> = Vec::new();
+    let mut add = |s: String| {
+        if !s.is_empty() && !secrets.contains(&s) {
+            secrets.push(s);
+        }
+    };
+    let userinfo = url.password().unwrap_or(url.username());
+    add(userinfo.to_owned());
+    add(percent_decode(userinfo));
+    for (key, value) in url.query_pairs() {
+        if is_secret_key(&key) {
+            add(value.into_owned());
+        }
+    }
+    for pair in url.query().unwrap_or_default().split('&') {
+        if let Some((key, value)) = pair.split_once('=') {
+            if is_secret_key(&percent_decode(key)) {
+                add(value.to_owned());
+            }
+        }
+    }
+    secrets
+}
+
+/// `text` with its `%XX` escapes decoded, as fred decodes the user name and password of a URL.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some((&b, tail)) = rest.split_first() {
+        let escaped = match tail {
+            [hi, lo, ..] if b == b'%' && hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
+                std::str::from_utf8(&[*hi, *lo])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            }
+            _ => None,
+        };
+        match escaped {
+            Some(decoded) => {
+                out.push(decoded);
+                rest = tail.get(2..).unwrap_or_default();
+            }
+            None => {
+                out.push(b);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `url` with its secrets (see [`RedisUrl::redacted`]) replaced by `***`; a placeholder when
+/// that cannot be done.
+fn redact(url: &url::Url) -> String {
+    let mut url = url.clone();
+    let hidden = if url.password().is_some() {
+        url.set_password(Some("***"))
+    } else if !url.username().is_empty() {
+        url.set_username("***")
+    } else {
+        Ok(())
+    };
+    if hidden.is_err() {
+        return UNSHOWN_URL.to_owned();
+    }
+    // Rewritten pair by pair, so that the others stay as they were written.
+    if let Some(query) = url.query() {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if is_secret_key(&percent_decode(key)) => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        let query = pairs.join("&");
+        url.set_query(Some(&query));
+    }
+    url.to_string()
+}
+
+/// `text` with every byte but the unreserved ones of RFC 3986 percent-encoded, for the user name
+/// or password of a URL. The url crate leaves `%` as it is in them, so `a%41` would reach Redis
+/// as `aA`; fred percent-decodes what this writes back to `text`.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The settings of a [`Cache`](crate::Cache), read once at startup.
@@ -355,20 +497,16 @@ impl CacheConfig {
     /// | `REDIS_TLS_CA` | system roots | PEM file of the CAs to trust for `rediss://` (feature `tls`) |
     /// | `REDIS_TLS_CERT` / `REDIS_TLS_KEY` | none | PEM client certificate and key, for mutual TLS |
     ///
-    /// An empty variable counts as unset.
+    /// An empty variable counts as unset; a variable that is not UTF-8 is an error (a password
+    /// would not survive being made text).
     pub fn from_env() -> Result<Self, ConfigError> {
-        match dotenvy::dotenv() {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => {
-                return Err(ConfigError::new(
-                    ".env",
-                    format!("lines of the form NAME=value ({e})"),
-                    None,
-                ))
+        load_dot_env()?;
+        for variable in VARIABLES {
+            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(variable) {
+                return Err(ConfigError::new(variable, "valid UTF-8 text", None));
             }
         }
-        Self::from_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+        Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads the configuration from any source of variables, for example a map in a test.
@@ -383,9 +521,14 @@ impl CacheConfig {
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        Self::read(&var).map_err(|e| e.withholding(&known_secrets(&var)))
+    }
+
+    /// [`from_lookup`](Self::from_lookup) before errors are cleared of secrets.
+    fn read(var: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut b = CacheConfig::builder();
         b.backend = match var("CACHE_BACKEND").as_deref().map(str::trim) {
-            None | Some("redis") => Some(redis_from_vars(&var)?),
+            None | Some("redis") => Some(redis_from_vars(var)?),
             Some("memory") => Some(BackendConfig::Memory {
                 max_bytes: match var("CACHE_MEMORY_MAX_BYTES") {
                     Some(v) => parse_positive("CACHE_MEMORY_MAX_BYTES", &v)?,
@@ -565,6 +708,102 @@ impl fmt::Display for CacheConfig {
     }
 }
 
+/// Every variable [`CacheConfig::from_lookup`] reads (a test checks that none is missing).
+const VARIABLES: [&str; 24] = [
+    "REDIS_URL",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_DB",
+    "REDIS_USERNAME",
+    "REDIS_PASSWORD",
+    "REDIS_POOL_SIZE",
+    "REDIS_SOCKET_TIMEOUT",
+    "CACHE_ENABLED",
+    "CACHE_TTL_DEFAULT",
+    "CACHE_FAIL_SILENTLY",
+    "CACHE_BACKEND",
+    "CACHE_MEMORY_MAX_BYTES",
+    "CACHE_CODEC",
+    "CACHE_BREAKER_THRESHOLD",
+    "CACHE_BREAKER_PROBE_INTERVAL",
+    "CACHE_LEASE_TTL",
+    "CACHE_CLEAR_TIMEOUT",
+    "CACHE_MAX_VALUE_BYTES",
+    "CACHE_COMPRESS_MIN_BYTES",
+    "CACHE_OFFLOAD_MIN_BYTES",
+    "REDIS_TLS_CA",
+    "REDIS_TLS_CERT",
+    "REDIS_TLS_KEY",
+];
+
+/// The passwords among the variables: `REDIS_PASSWORD`, and those in `REDIS_URL`.
+fn known_secrets(var: &impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut secrets: Vec<String> = var("REDIS_PASSWORD").into_iter().collect();
+    if let Some(url) = var("REDIS_URL").and_then(|u| url::Url::parse(u.trim()).ok()) {
+        secrets.extend(url_secrets(&url));
+    }
+    secrets
+}
+
+/// Loads `.env` from the working directory, or the nearest parent that has one, as
+/// `dotenvy::dotenv` does; variables already set win over the file.
+///
+/// dotenvy's parse error quotes the line at fault, password included: the error says which line
+/// it is instead.
+fn load_dot_env() -> Result<(), ConfigError> {
+    let unreadable = |path: &std::path::Path, e: &std::io::Error| {
+        ConfigError::new(
+            ".env",
+            format!("a readable file ({}: {})", path.display(), e.kind()),
+            None,
+        )
+    };
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) => cwd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(unreadable(std::path::Path::new("."), &e)),
+    };
+    let mut found = None;
+    for dir in cwd.ancestors() {
+        let candidate = dir.join(".env");
+        match std::fs::metadata(&candidate) {
+            Ok(meta) if meta.is_file() => {
+                found = Some(candidate);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(unreadable(&candidate, &e)),
+        }
+    }
+    let Some(path) = found else { return Ok(()) };
+    dotenvy::from_path(&path).map_err(|e| match e {
+        dotenvy::Error::LineParse(text, _) => {
+            let line = std::fs::read_to_string(&path).ok().and_then(|all| {
+                all.find(text.as_str())
+                    .map(|at| all[..at].matches('\n').count() + 1)
+            });
+            let at = line.map_or_else(|| "a line".to_owned(), |n| format!("line {n}"));
+            ConfigError::new(
+                ".env",
+                format!(
+                    "lines of the form NAME=value ({at} of {} is not; its text is not shown, as it \
+                     may hold a password)",
+                    path.display()
+                ),
+                None,
+            )
+        }
+        dotenvy::Error::Io(e) => unreadable(&path, &e),
+        // `EnvVar` quotes a value; later variants may too.
+        _ => ConfigError::new(
+            ".env",
+            format!("a readable file of NAME=value lines ({})", path.display()),
+            None,
+        ),
+    })
+}
+
 fn redis_from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<BackendConfig, ConfigError> {
     if let Some(url) = var("REDIS_URL") {
         return Ok(BackendConfig::Redis(RedisUrl::parse(
@@ -572,15 +811,35 @@ fn redis_from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<BackendConfi
             url.trim(),
         )?));
     }
+    // The host is never quoted in an error: a URL pasted here holds a password.
     let host = var("REDIS_HOST").unwrap_or_else(|| "localhost".to_owned());
     let host = host.trim();
-    if host.contains(|c: char| c.is_whitespace() || "/@?#".contains(c)) {
+    let host = if let Ok(ip) = host.parse::<std::net::Ipv6Addr>() {
+        format!("[{ip}]")
+    } else if host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        || host
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-._".contains(c))
+    {
+        host.to_owned()
+    } else if host.contains("://") || host.contains('@') {
         return Err(ConfigError::new(
             "REDIS_HOST",
-            "a host name or IP address",
-            Some(host),
+            "a host name or IP address, not a URL (a URL goes in REDIS_URL, a password in \
+             REDIS_PASSWORD); the value is not shown, as it may hold a password",
+            None,
         ));
-    }
+    } else {
+        return Err(ConfigError::new(
+            "REDIS_HOST",
+            "a host name or IP address: letters, digits, '-', '.' and '_', or an IPv6 address \
+             (the value is not shown, as it may hold a password)",
+            None,
+        ));
+    };
     let port = match var("REDIS_PORT") {
         Some(v) => v
             .trim()
@@ -602,15 +861,16 @@ fn redis_from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<BackendConfi
         ConfigError::new(
             "REDIS_HOST",
             format!("a host name or IP address ({e})"),
-            Some(host),
+            None,
         )
     })?;
-    // Both setters only fail for URLs without a host, and this one has one.
+    // Both setters only fail for URLs without a host, and this one has one. Encoded in full,
+    // so that any password reaches Redis as it was given (`%`, `@`, `/`, spaces).
     if let Some(user) = var("REDIS_USERNAME") {
-        let _ = url.set_username(&user);
+        let _ = url.set_username(&percent_encode(&user));
     }
     if let Some(password) = var("REDIS_PASSWORD") {
-        let _ = url.set_password(Some(&password));
+        let _ = url.set_password(Some(&percent_encode(&password)));
     }
     Ok(BackendConfig::Redis(RedisUrl::parse(
         "REDIS_HOST",
@@ -664,7 +924,9 @@ fn parse_seconds(variable: &'static str, value: &str) -> Result<Duration, Config
 }
 
 /// Builds a [`CacheConfig`] in code; [`build`](CacheConfigBuilder::build) checks the values.
-#[derive(Debug, Default, Clone)]
+///
+/// `Debug` shows the URL as [`RedisUrl::redacted`] does, or not at all while it is not valid.
+#[derive(Default, Clone)]
 pub struct CacheConfigBuilder {
     backend: Option<BackendConfig>,
     url: Option<String>,
@@ -682,6 +944,34 @@ pub struct CacheConfigBuilder {
     compress_min_bytes: Option<usize>,
     offload_min_bytes: Option<usize>,
     tls: TlsFiles,
+}
+
+impl fmt::Debug for CacheConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only a URL that passes the checks is known to be redacted right: a malformed one may
+        // hold its password anywhere (`redis://pa/ss@host` puts `pa` in the host).
+        let url = self.url.as_deref().map(|url| {
+            RedisUrl::parse("url", url).map_or_else(|_| UNSHOWN_URL.to_owned(), |u| u.redacted())
+        });
+        f.debug_struct("CacheConfigBuilder")
+            .field("backend", &self.backend)
+            .field("url", &url)
+            .field("pool_size", &self.pool_size)
+            .field("socket_timeout", &self.socket_timeout)
+            .field("enabled", &self.enabled)
+            .field("default_ttl", &self.default_ttl)
+            .field("fail_silently", &self.fail_silently)
+            .field("codec", &self.codec)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_probe_interval", &self.breaker_probe_interval)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("clear_timeout", &self.clear_timeout)
+            .field("max_value_bytes", &self.max_value_bytes)
+            .field("compress_min_bytes", &self.compress_min_bytes)
+            .field("offload_min_bytes", &self.offload_min_bytes)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl CacheConfigBuilder {
@@ -1142,6 +1432,108 @@ mod tests {
         let bad = from(&[("REDIS_URL", &format!("redis://:{secret}@h:notaport"))]).unwrap_err();
         assert!(!bad.to_string().contains(secret), "{bad}");
         assert!(!format!("{bad:?}").contains(secret), "{bad:?}");
+    }
+
+    #[test]
+    fn every_variable_read_is_listed() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        for backend in ["redis", "memory"] {
+            let _ = CacheConfig::from_lookup(|name| {
+                asked.borrow_mut().push(name.to_owned());
+                (name == "CACHE_BACKEND").then(|| backend.to_owned())
+            });
+        }
+        let asked = asked.into_inner();
+        assert!(asked.len() >= VARIABLES.len(), "{asked:?}");
+        for name in asked {
+            assert!(
+                VARIABLES.contains(&name.as_str()),
+                "{name} is not in VARIABLES"
+            );
+        }
+    }
+
+    /// The user name and password fred hands to Redis for `config`.
+    fn credentials_sent(config: &CacheConfig) -> (Option<String>, Option<String>) {
+        let fred = fred::types::config::Config::from_url(url_of(config)).unwrap();
+        (fred.username, fred.password)
+    }
+
+    #[test]
+    fn passwords_and_users_reach_redis_as_given() {
+        for given in [
+            "a%41",
+            "Canary-5ecret/%@:x",
+            "with space+plus",
+            "#?[]\\&=;,é",
+            "%",
+        ] {
+            let c = from(&[("REDIS_PASSWORD", given), ("REDIS_USERNAME", given)]).unwrap();
+            let given = Some(given.to_owned());
+            assert_eq!(credentials_sent(&c), (given.clone(), given));
+        }
+    }
+
+    #[test]
+    fn redis_host_takes_ipv6_and_refuses_urls_without_quoting_them() {
+        for (host, url) in [
+            ("::1", "redis://[::1]:6379/0"),
+            ("[::1]", "redis://[::1]:6379/0"),
+            ("cache_1.internal", "redis://cache_1.internal:6379/0"),
+        ] {
+            assert_eq!(url_of(&from(&[("REDIS_HOST", host)]).unwrap()), url);
+        }
+        for host in ["redis://:pw@h:6379", "user:pw@h", "h:6379", "h/0", "a host"] {
+            let e = from(&[("REDIS_HOST", host)]).unwrap_err();
+            assert_eq!(e.variable, "REDIS_HOST");
+            assert_eq!(e.got, None, "{e}");
+            assert!(e.to_string().contains("host name or IP address"), "{e}");
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_everything_else_as_written() {
+        let given = "redis-sentinel://app:pw@s1:26379/0?sentinelServiceName=m&node=s2:26379\
+                     &sentinelPassword=pw2";
+        let c = from(&[("REDIS_URL", given)]).unwrap();
+        assert_eq!(url_of(&c), given);
+        assert_eq!(
+            c.to_string().split(',').next(),
+            Some(
+                "redis redis-sentinel://app:***@s1:26379/0?sentinelServiceName=m&node=s2:26379\
+                 &sentinelPassword=***"
+            )
+        );
+        // A user name alone is a password written without its colon.
+        let lone = RedisUrl::parse("url", "redis://s3cret@h:6379").unwrap();
+        assert_eq!(lone.redacted(), "redis://***@h:6379");
+    }
+
+    #[test]
+    fn values_holding_a_password_are_not_quoted() {
+        // Quoted as before when they cannot hold one.
+        let e = from(&[("REDIS_PORT", "http")]).unwrap_err();
+        assert_eq!(e.got.as_deref(), Some("http"));
+        for vars in [
+            &[("REDIS_PORT", "redis://:pw@h")][..],
+            &[("REDIS_PASSWORD", "hunter2"), ("REDIS_PORT", "hunter2")],
+            &[
+                ("REDIS_URL", "redis://:hunter%32@h"),
+                ("CACHE_TTL_DEFAULT", "hunter2"),
+            ],
+            &[
+                ("REDIS_URL", "redis://:hunter%32@h"),
+                ("CACHE_TTL_DEFAULT", "hunter%32"),
+            ],
+            &[
+                ("REDIS_URL", "redis://h?password=hunter2"),
+                ("CACHE_CODEC", "hunter2"),
+            ],
+        ] {
+            let e = from(vars).unwrap_err();
+            assert_eq!(e.got, None, "{vars:?}: {e}");
+            assert!(!e.to_string().contains("hunter"), "{e}");
+        }
     }
 
     #[test]
