@@ -463,8 +463,8 @@ fn bad_pem_files(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test]
 async fn tls_files_never_show_their_contents() {
     capture_logs();
-    let dir = std::env::temp_dir().join(format!("no-secrets-{}-tls", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch::new("tls");
+    let dir = &scratch.0;
     let url = format!("rediss://:{ENCODED}@127.0.0.1:{}/0", closed_port());
     // Well-formed PEM (not a usable certificate or key), to go with each bad file.
     let [cert, key] = ["CERTIFICATE", "PRIVATE KEY"].map(|label| {
@@ -476,7 +476,7 @@ async fn tls_files_never_show_their_contents() {
         .unwrap();
         path
     });
-    for file in bad_pem_files(&dir) {
+    for file in bad_pem_files(dir) {
         for (variable, builder) in [
             ("REDIS_TLS_CA", CacheConfig::builder().tls_ca(&file)),
             (
@@ -509,8 +509,27 @@ async fn tls_files_never_show_their_contents() {
             assert!(error.contains(variable), "{what}: {error}");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     assert_clean("logs", &logs());
+}
+
+/// A scratch directory of this test process, removed when dropped (also when a test fails).
+#[cfg(feature = "tls")]
+struct Scratch(PathBuf);
+
+#[cfg(feature = "tls")]
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("no-secrets-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A loopback port where nothing listens (bound, then released).
