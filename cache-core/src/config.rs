@@ -8,6 +8,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use crate::codec::CodecKind;
+use crate::registry::KeyCheck;
 
 /// A configuration value that is missing its expected form.
 ///
@@ -346,6 +347,7 @@ pub struct CacheConfig {
     max_value_bytes: usize,
     compress_min_bytes: usize,
     offload_min_bytes: usize,
+    verify_keys: KeyCheck,
     tls: TlsFiles,
 }
 
@@ -465,6 +467,7 @@ impl Default for CacheConfig {
             max_value_bytes: defaults::MAX_VALUE_BYTES,
             compress_min_bytes: defaults::COMPRESS_MIN_BYTES,
             offload_min_bytes: defaults::OFFLOAD_MIN_BYTES,
+            verify_keys: KeyCheck::Warn,
             tls: TlsFiles::default(),
         }
     }
@@ -487,6 +490,7 @@ impl CacheConfig {
     /// | `CACHE_BACKEND` | `redis` | `redis` or `memory` |
     /// | `CACHE_MEMORY_MAX_BYTES` | `268435456` | bytes kept by the memory backend |
     /// | `CACHE_CODEC` | `bincode` | `bincode` or `json` (feature `json`) |
+    /// | `CACHE_VERIFY_KEYS` | `warn` | what `init` does with the findings of [`registry::verify`](crate::registry::verify): `warn` (log them), `error` (fail), `off` |
     /// | `CACHE_BREAKER_THRESHOLD` | `5` | consecutive connection failures that open the circuit; 0 disables it |
     /// | `CACHE_BREAKER_PROBE_INTERVAL` | `0.5` | seconds between probes while the circuit is open |
     /// | `CACHE_LEASE_TTL` | `10` | seconds a miss holds its lease: a body that runs longer is not stored, and callers elsewhere wait at most this long for it |
@@ -588,6 +592,21 @@ impl CacheConfig {
         if let Some(v) = var("CACHE_COMPRESS_MIN_BYTES") {
             b = b.compress_min_bytes(parse_bytes("CACHE_COMPRESS_MIN_BYTES", &v)?);
         }
+        if let Some(v) = var("CACHE_VERIFY_KEYS") {
+            let check = match v.trim().to_ascii_lowercase().as_str() {
+                "warn" => KeyCheck::Warn,
+                "error" => KeyCheck::Error,
+                "off" => KeyCheck::Off,
+                _ => {
+                    return Err(ConfigError::new(
+                        "CACHE_VERIFY_KEYS",
+                        "warn, error or off",
+                        Some(&v),
+                    ))
+                }
+            };
+            b = b.verify_keys(check);
+        }
         if let Some(v) = var("CACHE_OFFLOAD_MIN_BYTES") {
             b = b.offload_min_bytes(parse_bytes("CACHE_OFFLOAD_MIN_BYTES", &v)?);
         }
@@ -644,6 +663,11 @@ impl CacheConfig {
     /// header names.
     pub fn codec(&self) -> CodecKind {
         self.codec
+    }
+
+    /// What `init` does with the findings of the key-space registry (`CACHE_VERIFY_KEYS`).
+    pub fn verify_keys(&self) -> KeyCheck {
+        self.verify_keys
     }
 
     /// Consecutive connection failures that open the circuit breaker; 0 when it is disabled
@@ -709,7 +733,7 @@ impl fmt::Display for CacheConfig {
 }
 
 /// Every variable [`CacheConfig::from_lookup`] reads (a test checks that none is missing).
-const VARIABLES: [&str; 24] = [
+const VARIABLES: [&str; 25] = [
     "REDIS_URL",
     "REDIS_HOST",
     "REDIS_PORT",
@@ -731,6 +755,7 @@ const VARIABLES: [&str; 24] = [
     "CACHE_MAX_VALUE_BYTES",
     "CACHE_COMPRESS_MIN_BYTES",
     "CACHE_OFFLOAD_MIN_BYTES",
+    "CACHE_VERIFY_KEYS",
     "REDIS_TLS_CA",
     "REDIS_TLS_CERT",
     "REDIS_TLS_KEY",
@@ -943,6 +968,7 @@ pub struct CacheConfigBuilder {
     max_value_bytes: Option<usize>,
     compress_min_bytes: Option<usize>,
     offload_min_bytes: Option<usize>,
+    verify_keys: Option<KeyCheck>,
     tls: TlsFiles,
 }
 
@@ -969,6 +995,7 @@ impl fmt::Debug for CacheConfigBuilder {
             .field("max_value_bytes", &self.max_value_bytes)
             .field("compress_min_bytes", &self.compress_min_bytes)
             .field("offload_min_bytes", &self.offload_min_bytes)
+            .field("verify_keys", &self.verify_keys)
             .field("tls", &self.tls)
             .finish()
     }
@@ -1022,6 +1049,12 @@ impl CacheConfigBuilder {
     /// The codec new values are written with.
     pub fn codec(mut self, codec: CodecKind) -> Self {
         self.codec = Some(codec);
+        self
+    }
+
+    /// What `init` does with the findings of the key-space registry.
+    pub fn verify_keys(mut self, check: KeyCheck) -> Self {
+        self.verify_keys = Some(check);
         self
     }
 
@@ -1178,6 +1211,7 @@ impl CacheConfigBuilder {
             max_value_bytes,
             compress_min_bytes,
             offload_min_bytes: self.offload_min_bytes.unwrap_or(d.offload_min_bytes),
+            verify_keys: self.verify_keys.unwrap_or(d.verify_keys),
             tls: self.tls,
         })
     }

@@ -60,6 +60,9 @@ pub enum CacheError {
     /// `init` was called after the process-wide cache was already set up.
     #[error("the process-wide cache is already initialized")]
     AlreadyInitialized,
+    /// `init` found problems with the key spaces and `CACHE_VERIFY_KEYS=error` is set.
+    #[error("{0}")]
+    KeySpaces(crate::registry::Report),
 }
 
 impl CacheError {

@@ -1,6 +1,6 @@
 //! The process-wide cache that the attributes use: set up once, by [`init`] or lazily from the
-//! environment by [`get_cache`]. Its setup logs what [`registry::verify`](crate::registry::verify)
-//! finds wrong with the registered key spaces.
+//! environment by [`get_cache`]. Its setup checks the registered key spaces
+//! ([`registry::verify`](crate::registry::verify)) as `CACHE_VERIFY_KEYS` says.
 //!
 //! Concurrent first callers share one setup attempt: with Redis unreachable and failing loudly,
 //! they all get its error after one connect timeout, not one timeout each in turn. A failed
@@ -71,7 +71,7 @@ async fn setup(config: CacheConfig) -> Result<Cache, CacheError> {
             Some(attempt) => attempt.clone(),
             None => {
                 let attempt = async move {
-                    crate::registry::warn_once();
+                    crate::registry::apply(config.verify_keys()).map_err(CacheError::KeySpaces)?;
                     let cache = Cache::new(config).await?;
                     Ok(GLOBAL.get_or_init(|| cache).clone())
                 }

@@ -12,8 +12,9 @@
 //!   bump, a `key_builder` added;
 //! - a pattern that spans several key spaces, unless it says `allow_all`.
 //!
-//! `cache_core::init` logs what `verify` finds, as warnings. A one-line test in the crate that
-//! defines the functions makes it a build failure:
+//! `cache_core::init` logs what `verify` finds, as warnings, or fails with
+//! `CACHE_VERIFY_KEYS=error`. A one-line test in the crate that defines the functions makes it a
+//! build failure:
 //!
 //! ```no_run
 //! #[test]
@@ -248,16 +249,35 @@ fn check(spaces: &[&KeySpaceEntry], patterns: &[&InvalidationEntry]) -> Result<(
     }
 }
 
-/// Logs what [`verify`] finds, once per process: `init` calls it.
-pub(crate) fn warn_once() {
-    static DONE: std::sync::Once = std::sync::Once::new();
-    DONE.call_once(|| {
-        if let Err(report) = verify() {
-            for finding in &report.findings {
-                tracing::warn!("{finding}");
-            }
+/// What `init` does with the findings of [`verify`] (`CACHE_VERIFY_KEYS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyCheck {
+    /// Log each finding as a warning, once per process (the default).
+    #[default]
+    Warn,
+    /// Fail `init` with [`CacheError::KeySpaces`](crate::CacheError::KeySpaces).
+    Error,
+    /// Do not check.
+    Off,
+}
+
+/// Applies `check` to what [`verify`] finds: `init` calls it.
+pub(crate) fn apply(check: KeyCheck) -> Result<(), Report> {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    match check {
+        KeyCheck::Off => Ok(()),
+        KeyCheck::Error => verify(),
+        KeyCheck::Warn => {
+            WARNED.call_once(|| {
+                if let Err(report) = verify() {
+                    for finding in &report.findings {
+                        tracing::warn!("{finding}");
+                    }
+                }
+            });
+            Ok(())
         }
-    });
+    }
 }
 
 /// Declares a key space written by hand (with `Cache::set`), so that the registry checks the

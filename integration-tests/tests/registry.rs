@@ -137,3 +137,26 @@ fn the_registry_lists_every_key_space() {
         assert!(heads.contains(&head), "{head} missing from {heads:?}");
     }
 }
+
+/// `CACHE_VERIFY_KEYS=error` makes `init` fail with the findings, before connecting; `off` and
+/// the default `warn` let it start.
+#[tokio::test]
+async fn init_fails_on_findings_when_asked() {
+    let strict = cache_core::CacheConfig::builder()
+        .memory(1 << 20)
+        .verify_keys(registry::KeyCheck::Error)
+        .build()
+        .unwrap();
+    match cache_core::init(strict).await {
+        Err(cache_core::CacheError::KeySpaces(report)) => {
+            assert_eq!(report, registry::verify().unwrap_err());
+        }
+        other => panic!("expected the key-space findings, got {other:?}"),
+    }
+    let lenient = cache_core::CacheConfig::builder()
+        .memory(1 << 20)
+        .build()
+        .unwrap();
+    assert_eq!(lenient.verify_keys(), registry::KeyCheck::Warn);
+    cache_core::init(lenient).await.expect("warnings only");
+}
