@@ -229,10 +229,12 @@ impl Backend for MemoryBackend {
     }
 
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
+        // Parsed once: the same tokens, and so the same meaning, as `pattern::matches`.
+        let glob = cache_keys::pattern::tokens(pattern.as_bytes());
         let matching: Vec<std::sync::Arc<String>> = self
             .map
             .iter()
-            .filter(|(key, _)| cache_keys::pattern::matches(pattern, key))
+            .filter(|(key, _)| cache_keys::pattern::matches_tokens(&glob, key.as_bytes()))
             .map(|(key, _)| key)
             .collect();
         let now = Instant::now();
