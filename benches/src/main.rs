@@ -637,7 +637,9 @@ fn alloc_child() {
             black_box(hit_small(1).await);
         }
         let value = per_call(&mut || {
-            black_box(cache_core::codec::decode_value::<Small>(&stored).expect("decode"));
+            black_box(
+                cache_core::codec::decode_value::<Small>(&stored, usize::MAX).expect("decode"),
+            );
         });
         let key = per_call(&mut || {
             let mut k = cache_core::__private::KeyBuf::new("bench:hit_small", 25);

@@ -14,6 +14,9 @@ use cache_core::{cached, Cache, CacheConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde::{Deserialize, Serialize};
 
+/// The default `CACHE_MAX_VALUE_BYTES`, the limit a cache decodes under.
+const LIMIT: usize = 16 << 20;
+
 /// About 100 bytes in bincode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Small {
@@ -90,14 +93,14 @@ fn codec(c: &mut Criterion) {
         b.iter(|| encode_value(CodecKind::Bincode, black_box(&s)).unwrap())
     });
     g.bench_function("decode ~100 B", |b| {
-        b.iter(|| decode_value::<Small>(black_box(&s_bytes)).unwrap())
+        b.iter(|| decode_value::<Small>(black_box(&s_bytes), LIMIT).unwrap())
     });
     g.throughput(Throughput::Bytes(l_bytes.len() as u64));
     g.bench_function("encode ~10 KB", |b| {
         b.iter(|| encode_value(CodecKind::Bincode, black_box(&l)).unwrap())
     });
     g.bench_function("decode ~10 KB", |b| {
-        b.iter(|| decode_value::<Large>(black_box(&l_bytes)).unwrap())
+        b.iter(|| decode_value::<Large>(black_box(&l_bytes), LIMIT).unwrap())
     });
     // The floor: the same decode without our header check.
     let bare = bincode::serde::encode_to_vec(&s, bincode::config::standard()).unwrap();
@@ -183,10 +186,10 @@ fn compression(c: &mut Criterion) {
             b.iter(|| compress(black_box(plain.clone()), 1))
         });
         g.bench_function(label("decode compressed"), |b| {
-            b.iter(|| decode_value::<String>(black_box(&packed)).unwrap())
+            b.iter(|| decode_value::<String>(black_box(&packed), LIMIT).unwrap())
         });
         g.bench_function(label("decode plain"), |b| {
-            b.iter(|| decode_value::<String>(black_box(&plain)).unwrap())
+            b.iter(|| decode_value::<String>(black_box(&plain), LIMIT).unwrap())
         });
     }
     g.finish();

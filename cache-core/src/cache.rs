@@ -83,9 +83,15 @@ impl Cache {
 
     /// The value under `key`, or `None` when it is absent, expired or undecodable as a `V`.
     ///
-    /// Undecodable bytes (foreign, truncated, another type) are a miss counted in
-    /// [`CacheStats::corrupt`] and logged once per key; the next `set` repairs them.
-    pub async fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>, CacheError> {
+    /// Undecodable bytes (foreign, truncated, another format) are a miss counted in
+    /// [`CacheStats::corrupt`] and logged once per key; a value written under another schema
+    /// (`V` changed since) is a miss counted in [`CacheStats::schema_mismatches`]; the next `set`
+    /// repairs both. `V: Serialize` because the decoded value's shape is checked against the
+    /// one recorded when it was written.
+    pub async fn get<V: DeserializeOwned + Serialize>(
+        &self,
+        key: &str,
+    ) -> Result<Option<V>, CacheError> {
         match self.inner.read(key).await {
             Read::Value(bytes) => Ok(self.inner.decode(key, &bytes)),
             Read::Absent | Read::Leased => {
@@ -227,7 +233,7 @@ impl Cache {
     ///
     /// Absent, expired and undecodable entries are `None`, and so are keys a pending invalidation
     /// covers; failing silently, a failure gives all `None`.
-    pub async fn get_many<V: DeserializeOwned, K: AsRef<str>>(
+    pub async fn get_many<V: DeserializeOwned + Serialize, K: AsRef<str>>(
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<V>>, CacheError> {

@@ -1,18 +1,26 @@
 //! Value encoding: the codecs, and the envelope header in front of every stored value.
 //!
 //! A stored value is a 13-byte header, `[0xCA, 0xCE, version, codec id, flags]` and the 8-byte
-//! fingerprint of the value's Rust type (little endian), followed by the codec's bytes. The header
-//! lets a reader tell our values from foreign, truncated or corrupt bytes, refuse a value of
-//! another type, and read values written with another codec than its own. Decoding never panics
-//! and never allocates more than [`MAX_DECODE_BYTES`], whatever a length prefix claims.
+//! schema fingerprint of the value (little endian, see [`fingerprint`](crate::fingerprint)),
+//! followed by the codec's bytes. The header lets a reader tell our values from foreign, truncated
+//! or corrupt bytes, refuse a value written under another schema, and read values written with
+//! another codec than its own. Decoding never panics, refuses a payload larger than the limit it
+//! is given (the cache's `CACHE_MAX_VALUE_BYTES`) before allocating anything for it, never lets a
+//! length prefix claim more than [`MAX_DECODE_BYTES`], and bounds the bytes being decompressed at
+//! once in the process.
 
-use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+#[cfg(feature = "compression")]
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
 use crate::{fingerprint, CacheError};
 
 const MAGIC: [u8; 2] = [0xCA, 0xCE];
-const FORMAT_VERSION: u8 = 2;
+/// 3: the fingerprint hashes the value's shape (2 hashed its type's name).
+const FORMAT_VERSION: u8 = 3;
 /// The length of the envelope header.
 pub const HEADER_LEN: usize = 13;
 /// The most bytes a decode may claim for its containers (strings, vectors, maps).
@@ -25,6 +33,12 @@ const KNOWN_FLAGS: u8 = if cfg!(feature = "compression") {
 } else {
     0
 };
+/// Decompressions of at least this many bytes take their size from [`DECOMPRESSING`].
+#[cfg(feature = "compression")]
+const BUDGETED_BYTES: usize = 256 * 1024;
+/// How many largest values may be decompressed at once, process-wide.
+#[cfg(feature = "compression")]
+const BUDGET_VALUES: usize = 4;
 
 /// A serialization format for cached values.
 ///
@@ -55,13 +69,23 @@ pub enum DecodeError {
     /// The header has flags this build does not understand.
     #[error("unsupported flags {0:#04x}")]
     Flags(u8),
-    /// The value was written as another Rust type than the one asked for.
-    #[error("a value of another type (fingerprint {found:#018x}, expected {expected:#018x})")]
-    OtherType {
-        /// The fingerprint in the header.
-        found: u64,
-        /// The fingerprint of the type asked for.
-        expected: u64,
+    /// The bytes decoded, but into a value of another shape than the one written: the type's
+    /// schema changed since (fields reordered or retyped, variants moved), or it is another type.
+    #[error("a value of another schema (fingerprint {stored:#018x}, decoded as {decoded:#018x})")]
+    SchemaMismatch {
+        /// The fingerprint in the header: the shape of the value that was written.
+        stored: u64,
+        /// The fingerprint of the value the bytes decoded into.
+        decoded: u64,
+    },
+    /// The payload is (or claims to decompress to) more bytes than the limit: a value this
+    /// size is never stored, so these bytes are forged or were written with a higher limit.
+    #[error("a payload of {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// The size of the header and the (decompressed) payload.
+        size: usize,
+        /// The limit (`CACHE_MAX_VALUE_BYTES`).
+        limit: usize,
     },
     /// The codec rejected the bytes: truncated, corrupt, or a value of another type.
     #[error("undecodable value: {0}")]
@@ -90,15 +114,7 @@ impl Codec for Bincode {
     }
 
     fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
-        let (value, read) = bincode::serde::decode_from_slice(bytes, BINCODE)
-            .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-        if read != bytes.len() {
-            return Err(DecodeError::Corrupt(format!(
-                "{} trailing bytes",
-                bytes.len() - read
-            )));
-        }
-        Ok(value)
+        decode_payload(CodecKind::Bincode, bytes, PhantomData)
     }
 }
 
@@ -116,7 +132,7 @@ impl Codec for Json {
     }
 
     fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Corrupt(e.to_string()))
+        decode_payload(CodecKind::Json, bytes, PhantomData)
     }
 }
 
@@ -148,6 +164,32 @@ impl CodecKind {
         }
     }
 
+    /// What the codec's serializer tells `Serialize` impls (part of the value's shape).
+    fn human_readable(self) -> bool {
+        match self {
+            CodecKind::Bincode => false,
+            #[cfg(feature = "json")]
+            CodecKind::Json => true,
+        }
+    }
+
+    fn id(self) -> u8 {
+        match self {
+            CodecKind::Bincode => Bincode::ID,
+            #[cfg(feature = "json")]
+            CodecKind::Json => Json::ID,
+        }
+    }
+
+    fn from_id(id: u8) -> Option<Self> {
+        match id {
+            Bincode::ID => Some(CodecKind::Bincode),
+            #[cfg(feature = "json")]
+            Json::ID => Some(CodecKind::Json),
+            _ => None,
+        }
+    }
+
     pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "bincode" => Some(CodecKind::Bincode),
@@ -163,17 +205,14 @@ pub fn encode_value<V: Serialize + ?Sized>(
     codec: CodecKind,
     value: &V,
 ) -> Result<Vec<u8>, CacheError> {
+    let shape = fingerprint::of(value, codec.human_readable())
+        .map_err(|e| CacheError::Encode(e.to_string()))?;
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
-    let codec_id = match codec {
-        CodecKind::Bincode => Bincode::ID,
-        #[cfg(feature = "json")]
-        CodecKind::Json => Json::ID,
-    };
-    out.push(codec_id);
+    out.push(codec.id());
     out.push(0);
-    out.extend_from_slice(&fingerprint::of::<V>().to_le_bytes());
+    out.extend_from_slice(&shape.to_le_bytes());
     match codec {
         CodecKind::Bincode => Bincode::encode(value, &mut out)?,
         #[cfg(feature = "json")]
@@ -183,11 +222,29 @@ pub fn encode_value<V: Serialize + ?Sized>(
 }
 
 /// Reads a value written by [`encode_value`], with whichever codec its header names.
-pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
+///
+/// `limit` is the largest value accepted (header and uncompressed payload, as
+/// `CACHE_MAX_VALUE_BYTES` bounds what is stored): anything larger is refused before a byte is
+/// allocated for it. The value must be of the shape the header records: bytes written under
+/// another schema are [`DecodeError::SchemaMismatch`], even when they happen to decode.
+pub fn decode_value<V: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<V, DecodeError> {
+    decode_seeded(bytes, limit, PhantomData::<V>)
+}
+
+/// [`decode_value`] with the payload read by `seed`: the one decode path, also for values whose
+/// type is known only at run time (the property tests' dynamic schemas).
+pub(crate) fn decode_seeded<S, T>(bytes: &[u8], limit: usize, seed: S) -> Result<T, DecodeError>
+where
+    S: for<'de> DeserializeSeed<'de, Value = T>,
+    T: Serialize,
+{
     let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
         return Err(DecodeError::Foreign);
     };
-    let [m0, m1, version, codec, flags, type_bytes @ ..] = *header;
+    let [m0, m1, version, codec, flags, shape @ ..] = *header;
     if [m0, m1] != MAGIC {
         return Err(DecodeError::Foreign);
     }
@@ -197,24 +254,81 @@ pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError>
     if flags & !KNOWN_FLAGS != 0 {
         return Err(DecodeError::Flags(flags));
     }
-    let (found, expected) = (u64::from_le_bytes(type_bytes), fingerprint::of::<V>());
-    if found != expected {
-        return Err(DecodeError::OtherType { found, expected });
+    let codec = CodecKind::from_id(codec).ok_or(DecodeError::UnknownCodec(codec))?;
+    let payload_len = payload_len(flags, body)?;
+    let size = HEADER_LEN.saturating_add(payload_len);
+    if size > limit {
+        return Err(DecodeError::TooLarge { size, limit });
     }
     #[cfg(feature = "compression")]
-    let decompressed;
-    #[cfg(feature = "compression")]
-    let body = if flags & FLAG_LZ4 != 0 {
-        decompressed = decompress(body)?;
-        decompressed.as_slice()
+    let value = if flags & FLAG_LZ4 != 0 {
+        let _permit = (payload_len >= BUDGETED_BYTES)
+            .then(|| DECOMPRESSING.admit(payload_len, limit.saturating_mul(BUDGET_VALUES)));
+        let plain = decompress(body, payload_len)?;
+        decode_payload(codec, &plain, seed)?
     } else {
-        body
+        decode_payload(codec, body, seed)?
     };
+    #[cfg(not(feature = "compression"))]
+    let value = decode_payload(codec, body, seed)?;
+    let stored = u64::from_le_bytes(shape);
+    let decoded = fingerprint::of(&value, codec.human_readable())
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    if decoded != stored {
+        return Err(DecodeError::SchemaMismatch { stored, decoded });
+    }
+    Ok(value)
+}
+
+/// The size of an encoded value once decompressed (its length when it is not compressed):
+/// what decoding it costs, known before decoding.
+pub(crate) fn decoded_len(bytes: &[u8]) -> usize {
+    match bytes.split_at_checked(HEADER_LEN) {
+        Some((header, body)) => {
+            HEADER_LEN.saturating_add(payload_len(header[4], body).unwrap_or(0))
+        }
+        None => bytes.len(),
+    }
+}
+
+/// The payload's length once decompressed, as its LZ4 prefix claims when it is compressed.
+fn payload_len(flags: u8, body: &[u8]) -> Result<usize, DecodeError> {
+    #[cfg(feature = "compression")]
+    if flags & FLAG_LZ4 != 0 {
+        return lz4_flex::block::uncompressed_size(body)
+            .map(|(size, _)| size)
+            .map_err(|e| DecodeError::Corrupt(format!("lz4: {e}")));
+    }
+    let _ = flags;
+    Ok(body.len())
+}
+
+/// Reads a whole payload with `codec`; trailing bytes are an error.
+fn decode_payload<S, T>(codec: CodecKind, payload: &[u8], seed: S) -> Result<T, DecodeError>
+where
+    S: for<'de> DeserializeSeed<'de, Value = T>,
+{
     match codec {
-        Bincode::ID => Bincode::decode(body),
+        CodecKind::Bincode => {
+            let (value, read) = bincode::serde::seed_decode_from_slice(seed, payload, BINCODE)
+                .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+            if read != payload.len() {
+                return Err(DecodeError::Corrupt(format!(
+                    "{} trailing bytes",
+                    payload.len() - read
+                )));
+            }
+            Ok(value)
+        }
         #[cfg(feature = "json")]
-        Json::ID => Json::decode(body),
-        other => Err(DecodeError::UnknownCodec(other)),
+        CodecKind::Json => {
+            let mut de = serde_json::Deserializer::from_slice(payload);
+            let value = seed
+                .deserialize(&mut de)
+                .and_then(|value| de.end().map(|()| value))
+                .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+            Ok(value)
+        }
     }
 }
 
@@ -237,22 +351,129 @@ pub fn compress(encoded: Vec<u8>, min_bytes: usize) -> Vec<u8> {
     out
 }
 
-/// Inflates an LZ4 payload, refusing sizes no honest value has: above [`MAX_DECODE_BYTES`], or
-/// beyond LZ4's best ratio (255:1) for the input at hand, so a forged size allocates nothing.
+/// Inflates an LZ4 payload whose claimed `size` was checked against the limit, refusing sizes no
+/// honest value has (beyond LZ4's best ratio, 255:1, for the input at hand) before allocating.
 #[cfg(feature = "compression")]
-fn decompress(packed: &[u8]) -> Result<Vec<u8>, DecodeError> {
+fn decompress(packed: &[u8], size: usize) -> Result<Vec<u8>, DecodeError> {
     let corrupt = |e: &dyn std::fmt::Display| DecodeError::Corrupt(format!("lz4: {e}"));
-    let (size, rest) = lz4_flex::block::uncompressed_size(packed).map_err(|e| corrupt(&e))?;
+    let (_, rest) = lz4_flex::block::uncompressed_size(packed).map_err(|e| corrupt(&e))?;
     if size > MAX_DECODE_BYTES || size > rest.len().saturating_mul(255).saturating_add(16) {
         return Err(corrupt(&format!("a claimed size of {size} bytes")));
     }
     lz4_flex::block::decompress(rest, size).map_err(|e| corrupt(&e))
 }
 
+/// The bytes being decompressed at once in this process, across caches.
+#[cfg(feature = "compression")]
+static DECOMPRESSING: Budget = Budget::new();
+
+/// A byte budget shared by the threads that decompress large values: a decompression waits,
+/// in arrival order, until its size fits beside those running. The waiters of a hot key each
+/// decode their own copy; this bounds how many copies are being inflated at once.
+///
+/// Never deadlocks: a holder never waits for anything while it holds its bytes (decoding is
+/// synchronous), and a size larger than the whole budget is admitted when nothing else runs.
+/// Each caller passes its own capacity (four of its cache's largest values), so caches with
+/// different limits share one budget and none waits forever.
+#[cfg(feature = "compression")]
+#[derive(Debug)]
+pub(crate) struct Budget {
+    queue: Mutex<Queue>,
+    turn: Condvar,
+}
+
+#[cfg(feature = "compression")]
+#[derive(Debug)]
+struct Queue {
+    in_use: usize,
+    /// The ticket the next arrival takes.
+    next: u64,
+    /// The ticket admitted next.
+    serving: u64,
+    /// The most bytes ever in use at once (for tests).
+    peak: usize,
+}
+
+/// Bytes taken from a [`Budget`], given back on drop (also when decoding panics).
+#[cfg(feature = "compression")]
+#[derive(Debug)]
+pub(crate) struct Permit<'a> {
+    budget: &'a Budget,
+    bytes: usize,
+}
+
+#[cfg(feature = "compression")]
+impl Budget {
+    pub(crate) const fn new() -> Self {
+        Budget {
+            queue: Mutex::new(Queue {
+                in_use: 0,
+                next: 0,
+                serving: 0,
+                peak: 0,
+            }),
+            turn: Condvar::new(),
+        }
+    }
+
+    /// Waits for this caller's turn and for `bytes` to fit within `capacity` beside the bytes
+    /// in use (or for nothing to be in use), then takes them.
+    pub(crate) fn admit(&self, bytes: usize, capacity: usize) -> Permit<'_> {
+        // A poisoned lock only means a holder panicked; the counts it guards stay consistent
+        // (each update is a single statement), so keep going.
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let ticket = queue.next;
+        queue.next += 1;
+        while queue.serving != ticket
+            || (queue.in_use > 0 && queue.in_use.saturating_add(bytes) > capacity)
+        {
+            queue = self
+                .turn
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        queue.serving += 1;
+        queue.in_use = queue.in_use.saturating_add(bytes);
+        queue.peak = queue.peak.max(queue.in_use);
+        drop(queue);
+        // The next in line may fit too.
+        self.turn.notify_all();
+        Permit {
+            budget: self,
+            bytes,
+        }
+    }
+
+    #[cfg(test)]
+    fn peak(&self) -> usize {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .peak
+    }
+}
+
+#[cfg(feature = "compression")]
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut queue = self
+            .budget
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        queue.in_use = queue.in_use.saturating_sub(self.bytes);
+        drop(queue);
+        self.budget.turn.notify_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    /// The default `CACHE_MAX_VALUE_BYTES`.
+    const LIMIT: usize = 16 << 20;
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Server {
@@ -271,21 +492,22 @@ mod tests {
 
     #[test]
     fn round_trips_with_every_codec() {
+        #[cfg_attr(not(feature = "json"), allow(unused_mut))]
         let mut kinds = vec![CodecKind::Bincode];
         #[cfg(feature = "json")]
         kinds.push(CodecKind::Json);
         for kind in kinds {
             let bytes = encode_value(kind, &server()).unwrap();
             assert_eq!(
-                decode_value::<Server>(&bytes).unwrap(),
+                decode_value::<Server>(&bytes, LIMIT).unwrap(),
                 server(),
                 "{kind:?}"
             );
             let empty = encode_value(kind, "").unwrap();
-            assert_eq!(decode_value::<String>(&empty).unwrap(), "");
+            assert_eq!(decode_value::<String>(&empty, LIMIT).unwrap(), "");
             let empty_vec = encode_value(kind, &Vec::<u8>::new()).unwrap();
             assert_eq!(
-                decode_value::<Vec<u8>>(&empty_vec).unwrap(),
+                decode_value::<Vec<u8>>(&empty_vec, LIMIT).unwrap(),
                 Vec::<u8>::new()
             );
         }
@@ -295,18 +517,21 @@ mod tests {
     fn foreign_and_damaged_bytes_are_detected() {
         let good = encode_value(CodecKind::Bincode, &server()).unwrap();
         assert_eq!(
-            decode_value::<Server>(b"{\"id\":7}"),
+            decode_value::<Server>(b"{\"id\":7}", LIMIT),
             Err(DecodeError::Foreign)
         );
-        assert_eq!(decode_value::<Server>(b""), Err(DecodeError::Foreign));
         assert_eq!(
-            decode_value::<Server>(&good[..3]),
+            decode_value::<Server>(b"", LIMIT),
+            Err(DecodeError::Foreign)
+        );
+        assert_eq!(
+            decode_value::<Server>(&good[..3], LIMIT),
             Err(DecodeError::Foreign)
         );
         for cut in HEADER_LEN..good.len() {
             assert!(
                 matches!(
-                    decode_value::<Server>(&good[..cut]),
+                    decode_value::<Server>(&good[..cut], LIMIT),
                     Err(DecodeError::Corrupt(_))
                 ),
                 "{cut}"
@@ -315,35 +540,35 @@ mod tests {
         let mut longer = good.clone();
         longer.push(0);
         assert!(matches!(
-            decode_value::<Server>(&longer),
+            decode_value::<Server>(&longer, LIMIT),
             Err(DecodeError::Corrupt(_))
         ));
         assert!(matches!(
-            decode_value::<u64>(&good),
-            Err(DecodeError::OtherType { .. })
+            decode_value::<u64>(&good, LIMIT),
+            Err(DecodeError::Corrupt(_))
         ));
         let text = encode_value(CodecKind::Bincode, "text").unwrap();
-        assert_eq!(decode_value::<String>(&text).unwrap(), "text");
+        assert_eq!(decode_value::<String>(&text, LIMIT).unwrap(), "text");
         assert!(matches!(
-            decode_value::<Vec<u8>>(&text),
-            Err(DecodeError::OtherType { .. })
+            decode_value::<Vec<u8>>(&text, LIMIT),
+            Err(DecodeError::SchemaMismatch { .. })
         ));
         let mut versioned = good.clone();
         versioned[2] = 9;
         assert_eq!(
-            decode_value::<Server>(&versioned),
+            decode_value::<Server>(&versioned, LIMIT),
             Err(DecodeError::Version(9))
         );
         let mut codec = good.clone();
         codec[3] = 200;
         assert_eq!(
-            decode_value::<Server>(&codec),
+            decode_value::<Server>(&codec, LIMIT),
             Err(DecodeError::UnknownCodec(200))
         );
         let mut flagged = good;
         flagged[4] = 0x80;
         assert_eq!(
-            decode_value::<Server>(&flagged),
+            decode_value::<Server>(&flagged, LIMIT),
             Err(DecodeError::Flags(0x80))
         );
     }
@@ -361,7 +586,7 @@ mod tests {
             packed.len()
         );
         assert_eq!(packed[4] & FLAG_LZ4, FLAG_LZ4);
-        assert_eq!(decode_value::<String>(&packed).unwrap(), text);
+        assert_eq!(decode_value::<String>(&packed, LIMIT).unwrap(), text);
         // Below the threshold, or when it would not shrink: left alone.
         assert!(compress(plain.clone(), 1 << 20) == plain);
         assert!(compress(plain.clone(), 0) == plain);
@@ -384,12 +609,12 @@ mod tests {
         forged.extend_from_slice(&u32::MAX.to_le_bytes());
         forged.extend_from_slice(&[0x10, b'a']);
         assert!(matches!(
-            decode_value::<String>(&forged),
-            Err(DecodeError::Corrupt(_))
+            decode_value::<String>(&forged, LIMIT),
+            Err(DecodeError::TooLarge { .. })
         ));
         let mut truncated = packed.clone();
         truncated.truncate(packed.len() - 5);
-        assert!(decode_value::<String>(&truncated).is_err());
+        assert!(decode_value::<String>(&truncated, LIMIT).is_err());
     }
 
     #[test]
@@ -401,7 +626,7 @@ mod tests {
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         bytes.extend_from_slice(b"tiny");
         assert!(matches!(
-            decode_value::<String>(&bytes),
+            decode_value::<String>(&bytes, LIMIT),
             Err(DecodeError::Corrupt(_))
         ));
         // u64::MAX elements: would overflow a capacity computation without the limit.
@@ -409,8 +634,120 @@ mod tests {
         bytes.push(0xFD);
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(
-            decode_value::<Vec<u8>>(&bytes),
+            decode_value::<Vec<u8>>(&bytes, LIMIT),
             Err(DecodeError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_payload_over_the_limit_is_refused() {
+        let bytes = encode_value(CodecKind::Bincode, &vec![7u8; 1000]).unwrap();
+        assert_eq!(
+            decode_value::<Vec<u8>>(&bytes, 1000),
+            Err(DecodeError::TooLarge {
+                size: bytes.len(),
+                limit: 1000
+            })
+        );
+        assert_eq!(
+            decode_value::<Vec<u8>>(&bytes, bytes.len()).unwrap().len(),
+            1000
+        );
+        assert_eq!(decoded_len(&bytes), bytes.len());
+    }
+
+    /// A forged LZ4 value: a valid header, a claimed uncompressed size, then `packed` bytes.
+    #[cfg(feature = "compression")]
+    fn forged(claimed: u32, packed: usize) -> Vec<u8> {
+        let mut bytes = encode_value(CodecKind::Bincode, "").unwrap()[..HEADER_LEN].to_vec();
+        bytes[4] |= FLAG_LZ4;
+        bytes.extend_from_slice(&claimed.to_le_bytes());
+        bytes.resize(bytes.len() + packed, 0x1F);
+        bytes
+    }
+
+    #[cfg(feature = "compression")]
+    #[test]
+    fn a_claimed_size_over_the_limit_is_refused_before_allocating() {
+        // 2 MiB claiming 510 MiB: within LZ4's ratio, so only the limit stops it.
+        let bytes = forged(510 << 20, 2 << 20);
+        assert_eq!(decoded_len(&bytes), HEADER_LEN + (510 << 20));
+        assert_eq!(
+            decode_value::<String>(&bytes, LIMIT),
+            Err(DecodeError::TooLarge {
+                size: HEADER_LEN + (510 << 20),
+                limit: LIMIT
+            })
+        );
+        // Under the limit, the bytes still have to inflate into a value (a claim under
+        // `BUDGETED_BYTES`: the budget's test measures it alone).
+        assert!(matches!(
+            decode_value::<String>(&forged(200 << 10, 64 << 10), LIMIT),
+            Err(DecodeError::Corrupt(_))
+        ));
+    }
+
+    #[cfg(feature = "compression")]
+    #[test]
+    fn the_decompression_budget_bounds_the_bytes_in_use_and_never_deadlocks() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::Duration;
+
+        let budget = Budget::new();
+        let (capacity, each) = (1000, 300);
+        let in_use = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        let _permit = budget.admit(each, capacity);
+                        let now = in_use.fetch_add(each, Ordering::SeqCst) + each;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(200));
+                        in_use.fetch_sub(each, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(budget.peak(), 900, "three of 300 fit in 1000");
+        assert!(most.load(Ordering::SeqCst) <= 900);
+        // Larger than the whole budget: admitted alone, and the others wait for it.
+        let big = budget.admit(5000, capacity);
+        std::thread::scope(|s| {
+            let small = s.spawn(|| {
+                let _permit = budget.admit(1, capacity);
+                in_use.load(Ordering::SeqCst)
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(!small.is_finished(), "a small decode waits for the big one");
+            in_use.store(77, Ordering::SeqCst);
+            drop(big);
+            assert_eq!(small.join().unwrap(), 77);
+        });
+        assert_eq!(budget.peak(), 5000);
+        drop(budget.admit(5000, capacity));
+    }
+
+    #[cfg(feature = "compression")]
+    #[test]
+    fn concurrent_decodes_of_a_large_value_share_the_process_budget() {
+        let limit = 1 << 20;
+        let text = "cache ".repeat(150_000);
+        let packed = compress(encode_value(CodecKind::Bincode, &text).unwrap(), 1024);
+        assert!(decoded_len(&packed) >= BUDGETED_BYTES && packed[4] & FLAG_LZ4 != 0);
+        std::thread::scope(|s| {
+            for _ in 0..12 {
+                s.spawn(|| {
+                    for _ in 0..5 {
+                        assert_eq!(decode_value::<String>(&packed, limit).unwrap(), text);
+                    }
+                });
+            }
+        });
+        // The only test of this binary that decompresses values above `BUDGETED_BYTES`.
+        let peak = DECOMPRESSING.peak();
+        assert!(peak <= BUDGET_VALUES * limit, "{peak}");
+        assert!(peak >= decoded_len(&packed) - HEADER_LEN, "{peak}");
     }
 }

@@ -59,7 +59,7 @@ mod tests {
         let value = crate::codec::encode_value(crate::codec::CodecKind::Bincode, &42u64).unwrap();
         assert!(!is_marker(&value));
         assert!(
-            crate::codec::decode_value::<u64>(&a).is_err(),
+            crate::codec::decode_value::<u64>(&a, usize::MAX).is_err(),
             "a marker never decodes as a value"
         );
     }

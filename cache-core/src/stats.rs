@@ -2,7 +2,7 @@
 //!
 //! Kept per [`Cache`](crate::Cache) in relaxed atomics (cheap on the hit path) and, with the
 //! `metrics` feature, mirrored to the `metrics` facade as `cache_hits_total`, `cache_misses_total`,
-//! `cache_corrupt_total`, `cache_errors_total`, `cache_sets_total`, `cache_deletes_total`,
+//! `cache_corrupt_total`, `cache_schema_mismatches_total`, `cache_errors_total`, `cache_sets_total`, `cache_deletes_total`,
 //! `cache_short_circuited_total`, `cache_invalidations_replayed_total` and
 //! `cache_invalidations_dropped_total`.
 
@@ -16,8 +16,11 @@ pub struct CacheStats {
     pub hits: u64,
     /// Reads that found nothing usable (absent, expired, corrupt, or Redis failing silently).
     pub misses: u64,
-    /// Misses caused by bytes that could not be decoded (foreign, truncated, another type).
+    /// Misses caused by bytes that could not be decoded (foreign, truncated, another format).
     pub corrupt: u64,
+    /// Misses caused by a value written under another schema: it decoded, but into a value of
+    /// another shape than the one written (the type changed since, or it is another type).
+    pub schema_mismatches: u64,
     /// Backend failures (unreachable, timeout, server errors), whether or not they reached callers.
     pub errors: u64,
     /// Values written.
@@ -58,6 +61,7 @@ pub(crate) struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     corrupt: AtomicU64,
+    schema_mismatches: AtomicU64,
     errors: AtomicU64,
     sets: AtomicU64,
     deletes: AtomicU64,
@@ -72,6 +76,7 @@ pub(crate) enum Event {
     Hit,
     Miss,
     Corrupt,
+    SchemaMismatch,
     Error,
     Set,
     Delete,
@@ -87,6 +92,7 @@ impl Counters {
             Event::Hit => (&self.hits, "cache_hits_total"),
             Event::Miss => (&self.misses, "cache_misses_total"),
             Event::Corrupt => (&self.corrupt, "cache_corrupt_total"),
+            Event::SchemaMismatch => (&self.schema_mismatches, "cache_schema_mismatches_total"),
             Event::Error => (&self.errors, "cache_errors_total"),
             Event::Set => (&self.sets, "cache_sets_total"),
             Event::Delete => (&self.deletes, "cache_deletes_total"),
@@ -105,6 +111,7 @@ impl Counters {
             hits: load(&self.hits),
             misses: load(&self.misses),
             corrupt: load(&self.corrupt),
+            schema_mismatches: load(&self.schema_mismatches),
             errors: load(&self.errors),
             sets: load(&self.sets),
             deletes: load(&self.deletes),

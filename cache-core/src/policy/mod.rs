@@ -34,11 +34,11 @@ use serde::Serialize;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::runtimes::{PoolSettings, RedisBackend};
 use crate::backend::Backend;
-use crate::codec::{decode_value, encode_value};
+use crate::codec::{decode_value, decoded_len, encode_value, DecodeError};
 use crate::config::BackendConfig;
 use crate::runtime::IoRuntime;
 use crate::stats::{Counters, Event};
-use crate::{fingerprint, lease, offload};
+use crate::{lease, offload};
 use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
 
 use breaker::{Admission, Breaker};
@@ -274,44 +274,80 @@ impl Policy {
 
     /// Encodes a value for storing: the codec behind the header, LZ4 when the value is large
     /// enough (feature `compression`), off the executor's worker when values of its type were
-    /// large before.
+    /// large before. A value over `CACHE_MAX_VALUE_BYTES` before compression is left
+    /// uncompressed, so that the caller's [`check_size`](Self::check_size) refuses it: it could
+    /// be stored compressed, but [`decode`](Self::decode) would refuse to inflate it.
     pub(crate) fn encode<V: Serialize + ?Sized>(&self, value: &V) -> Result<Bytes, CacheError> {
         let config = &self.config;
         let min = config.offload_min_bytes();
-        let fingerprint = fingerprint::of::<V>();
-        let bytes = offload::run(min > 0 && offload::was_large(fingerprint), || {
+        // Which type this is, for the offloading heuristic: one `type_name` string per type.
+        let type_key = std::any::type_name::<V>().as_ptr() as u64;
+        let bytes = offload::run(min > 0 && offload::was_large(type_key), || {
             let bytes = encode_value(config.codec(), value)?;
             #[cfg(feature = "compression")]
-            let bytes = crate::codec::compress(bytes, config.compress_min_bytes());
+            let bytes = if bytes.len() > config.max_value_bytes() {
+                bytes
+            } else {
+                crate::codec::compress(bytes, config.compress_min_bytes())
+            };
             Ok::<_, CacheError>(bytes)
         })?;
-        offload::remember(fingerprint, min > 0 && bytes.len() >= min);
+        offload::remember(type_key, min > 0 && bytes.len() >= min);
         Ok(Bytes::from(bytes))
     }
 
-    /// Decodes stored bytes, counting a hit, or a corrupt miss (logged once per key).
-    pub(crate) fn decode<V: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Option<V> {
-        let min = self.config.offload_min_bytes();
-        match offload::run(min > 0 && bytes.len() >= min, || decode_value(bytes)) {
+    /// Decodes stored bytes, counting a hit, a schema mismatch, or a corrupt miss (logged once
+    /// per key).
+    pub(crate) fn decode<V: DeserializeOwned + Serialize>(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Option<V> {
+        let error = match self.decode_bytes(bytes) {
             Ok(value) => {
                 self.count(Event::Hit, 1);
-                Some(value)
+                return Some(value);
             }
-            Err(e) => {
-                self.count(Event::Miss, 1);
-                self.count(Event::Corrupt, 1);
-                if !self.corrupt_logged.contains_key(key) {
-                    self.corrupt_logged.insert(key.to_owned(), ());
-                    tracing::warn!(
-                        key,
-                        error = %e,
-                        bytes = bytes.len(),
-                        "unreadable cached value treated as a miss (logged once per key)"
-                    );
-                }
-                None
+            Err(error) => error,
+        };
+        self.count(Event::Miss, 1);
+        let mismatch = matches!(error, DecodeError::SchemaMismatch { .. });
+        self.count(
+            if mismatch {
+                Event::SchemaMismatch
+            } else {
+                Event::Corrupt
+            },
+            1,
+        );
+        if !self.corrupt_logged.contains_key(key) {
+            self.corrupt_logged.insert(key.to_owned(), ());
+            if mismatch {
+                // Expected after a deploy that changed a cached type: one per old entry.
+                tracing::debug!(key, error = %error, "cached value of another schema treated as a miss");
+            } else {
+                tracing::warn!(
+                    key,
+                    error = %error,
+                    bytes = bytes.len(),
+                    "unreadable cached value treated as a miss (logged once per key)"
+                );
             }
         }
+        None
+    }
+
+    /// Decodes stored bytes under this cache's `CACHE_MAX_VALUE_BYTES`, off the executor's
+    /// worker when the decoded value is large; counts nothing.
+    pub(crate) fn decode_bytes<V: DeserializeOwned + Serialize>(
+        &self,
+        bytes: &[u8],
+    ) -> Result<V, DecodeError> {
+        let min = self.config.offload_min_bytes();
+        let limit = self.config.max_value_bytes();
+        offload::run(min > 0 && decoded_len(bytes) >= min, || {
+            decode_value(bytes, limit)
+        })
     }
 
     /// Refuses values over `CACHE_MAX_VALUE_BYTES`, whatever the failure policy: a value that

@@ -229,7 +229,7 @@ impl Policy {
     }
 
     /// Reads the key again as its leader and takes its lease when it is empty.
-    async fn take_lease<S: DeserializeOwned>(self: &Arc<Self>, key: &str) -> Taken<S> {
+    async fn take_lease<S: DeserializeOwned + Serialize>(self: &Arc<Self>, key: &str) -> Taken<S> {
         let Some(store) = &self.store else {
             return Taken::Nothing;
         };
@@ -291,7 +291,11 @@ impl Policy {
 
     /// Waits for the caller that holds `key`'s lease to store its value, looking again after
     /// growing pauses, until `deadline`.
-    async fn await_holder<S: DeserializeOwned>(&self, key: &str, deadline: Instant) -> Waited<S> {
+    async fn await_holder<S: DeserializeOwned + Serialize>(
+        &self,
+        key: &str,
+        deadline: Instant,
+    ) -> Waited<S> {
         let mut pause = Duration::from_millis(2);
         loop {
             if Instant::now() + pause > deadline {
@@ -314,8 +318,8 @@ impl Policy {
     }
 
     /// Decodes bytes a leader found, counting a hit; unreadable bytes are not counted again.
-    fn decode_quietly<S: DeserializeOwned>(&self, bytes: &[u8]) -> Option<S> {
-        let stored = crate::codec::decode_value::<S>(bytes).ok()?;
+    fn decode_quietly<S: DeserializeOwned + Serialize>(&self, bytes: &[u8]) -> Option<S> {
+        let stored = self.decode_bytes::<S>(bytes).ok()?;
         self.count(Event::Hit, 1);
         Some(stored)
     }
