@@ -338,14 +338,19 @@ impl Policy {
     }
 
     /// Decodes stored bytes under this cache's `CACHE_MAX_VALUE_BYTES`, off the executor's
-    /// worker when the decoded value is large; counts nothing.
+    /// worker when the decoded value is large (its size known from the header and the LZ4
+    /// prefix); counts nothing.
     pub(crate) fn decode_bytes<V: DeserializeOwned + Serialize>(
         &self,
         bytes: &[u8],
     ) -> Result<V, DecodeError> {
-        let min = self.config.offload_min_bytes();
-        let limit = self.config.max_value_bytes();
-        offload::run(min > 0 && decoded_len(bytes) >= min, || {
+        let (min, limit) = (
+            self.config.offload_min_bytes(),
+            self.config.max_value_bytes(),
+        );
+        // A value over the limit is refused at once: not worth a thread.
+        let len = decoded_len(bytes);
+        offload::run(min > 0 && len >= min && len <= limit, || {
             decode_value(bytes, limit)
         })
     }
