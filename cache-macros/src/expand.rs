@@ -354,7 +354,7 @@ fn key_functions(config: &CachedConfig, func: &ItemFn) -> TokenStream {
         info,
         ..
     } = config;
-    if info.receiver {
+    if info.receiver || !config.key_fns {
         return TokenStream::new();
     }
     let name = info.name.unraw().to_string();

@@ -92,6 +92,7 @@ use proc_macro::TokenStream;
 /// | `skip(a, b)` | leave arguments out of the key (pools, clients, contexts) |
 /// | `version = 2` | a new key space (`{prefix}:{fn}:v2:...`) when the value's shape changes |
 /// | `shared_keys` | another function shares this key space on purpose (see `cache_core::registry`) |
+/// | `key_fns = false` | no key functions beside it (needed for an associated fn without a receiver in a trait impl) |
 /// | `none_ttl = 30` | also cache `None` (for `Option` returns), for this many seconds |
 /// | `crate = "path"` | where `cache_core` is, when it is re-exported under another name |
 ///

@@ -84,6 +84,8 @@ pub(crate) struct CachedConfig {
     pub key: KeyPlan,
     /// Whether another function may share this key space on purpose (`shared_keys`).
     pub shared_keys: bool,
+    /// Whether to generate the key functions beside it (`key_fns = false` turns them off).
+    pub key_fns: bool,
     pub info: FnInfo,
 }
 
@@ -140,7 +142,7 @@ pub(crate) struct InvalidateConfig {
 }
 
 const CACHED_OPTIONS: &str =
-    "ttl, none_ttl, key_prefix, key_builder, skip, version, shared_keys, crate";
+    "ttl, none_ttl, key_prefix, key_builder, skip, version, shared_keys, key_fns, crate";
 const INVALIDATE_OPTIONS: &str = "allow_all, crate";
 
 pub(crate) fn cached(args: CachedArgs, sig: &Signature) -> Result<CachedConfig, syn::Error> {
@@ -155,10 +157,12 @@ pub(crate) fn cached(args: CachedArgs, sig: &Signature) -> Result<CachedConfig, 
     let mut skip = Once::new();
     let mut version = Once::new();
     let mut shared_keys = Once::new();
+    let mut key_fns = Once::new();
     let mut krate = Once::new();
     for RawOption { name, value } in args.options {
         match name.to_string().as_str() {
             "shared_keys" => flag(&mut cx, &name, value, &mut shared_keys),
+            "key_fns" => flag(&mut cx, &name, value, &mut key_fns),
             "ttl" => {
                 if let Some(e) = expr_value(&mut cx, &name, value, "ttl = 60") {
                     if let Some(e) = seconds(&mut cx, &name, e) {
@@ -292,6 +296,7 @@ pub(crate) fn cached(args: CachedArgs, sig: &Signature) -> Result<CachedConfig, 
         head,
         key,
         shared_keys: shared_keys.value.unwrap_or(false),
+        key_fns: key_fns.value.unwrap_or(true),
         info,
     })
 }

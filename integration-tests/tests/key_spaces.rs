@@ -123,6 +123,28 @@ async fn methods_of_two_types_do_not_share_entries() {
     assert_eq!(Servers.count().await, 3);
 }
 
+trait Catalog {
+    async fn size() -> u64;
+}
+
+struct Books;
+
+impl Catalog for Books {
+    // A trait impl takes no extra functions: `key_fns = false` leaves them out.
+    #[cached(ttl = 60, key_prefix = "ks_trait", key_fns = false)]
+    async fn size() -> u64 {
+        12
+    }
+}
+
+#[tokio::test]
+async fn associated_functions_of_trait_impls_can_do_without_key_functions() {
+    let cache = cache().await;
+    assert_eq!(Books::size().await, 12);
+    assert_eq!(Books::size().await, 12);
+    assert!(cache.exists("ks_trait:size").await.expect("exists"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Typed invalidation.
 
