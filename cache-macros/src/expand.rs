@@ -155,7 +155,7 @@ fn seconds(krate: &TokenStream, expr: Option<&syn::Expr>) -> TokenStream {
 /// reports an identical error once, does not report a mistake once per copy.
 fn key_steps(config: &CachedConfig, k: &syn::Ident) -> TokenStream {
     let CachedConfig { krate, key, .. } = config;
-    let mut steps = generics_step(config, k, "generics");
+    let mut steps = generics_step(config, k);
     match key {
         KeyPlan::Parts(parts) => {
             for (ident, ty) in parts {
@@ -209,14 +209,13 @@ fn part_step(
     }
 }
 
-/// `k.method(&[type_name::<Self>(), type_name::<T>(), &N])` when the function has generics or a
-/// receiver; nothing otherwise.
-fn generics_step(config: &CachedConfig, k: &syn::Ident, method: &str) -> TokenStream {
+/// `k.generics(&[type_name::<Self>(), type_name::<T>(), &N])` (a `KeyBuf` or a `PatternBuf`)
+/// when the function has generics or a receiver; nothing otherwise.
+fn generics_step(config: &CachedConfig, k: &syn::Ident) -> TokenStream {
     let CachedConfig { krate, info, .. } = config;
     if info.generics.is_empty() && !info.receiver {
         return TokenStream::new();
     }
-    let method = format_ident!("{method}");
     let receiver = info
         .receiver
         .then(|| quote!(&#krate::__private::type_name::<Self>(),));
@@ -225,7 +224,7 @@ fn generics_step(config: &CachedConfig, k: &syn::Ident, method: &str) -> TokenSt
         Generic::Const(c) => quote!(&#c,),
     });
     quote! {
-        #k.#method(&[#receiver #(#generics)*]);
+        #k.generics(&[#receiver #(#generics)*]);
     }
 }
 
@@ -414,7 +413,7 @@ fn key_functions(config: &CachedConfig, func: &ItemFn) -> TokenStream {
                 let ty = ref_type(ty);
                 quote!(#i: ::core::option::Option<#ty>)
             });
-            let generics_step = generics_step(config, &p, "generics");
+            let generics_step = generics_step(config, &p);
             let steps = parts.iter().map(|(i, ty)| {
                 let part = part_step(krate, &k, i, ty);
                 quote! {
