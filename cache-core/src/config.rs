@@ -8,52 +8,8 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use crate::codec::CodecKind;
+use crate::error::ConfigError;
 use crate::registry::KeyCheck;
-
-/// A configuration value that is missing its expected form.
-///
-/// `Display` reads like `REDIS_PORT: expected a port number from 1 to 65535, got "http"`. The
-/// offending value is left out when it may hold a secret: always for `REDIS_URL`, `REDIS_HOST`,
-/// `REDIS_USERNAME`, `REDIS_PASSWORD`, a `.env` line and TLS files, and for any other variable
-/// when the value contains `@` (as credentials in a URL do) or a password of the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: expected {expected}{}", got.as_ref().map(|v| format!(", got {v:?}")).unwrap_or_default())]
-pub struct ConfigError {
-    /// The environment variable (or builder setting) at fault.
-    pub variable: &'static str,
-    /// The form the value must have.
-    pub expected: String,
-    /// The value that was given, when it is safe to show.
-    pub got: Option<String>,
-}
-
-impl ConfigError {
-    /// An error about `variable`; `got`, the value, is kept only when it cannot be credentials.
-    pub(crate) fn new(
-        variable: &'static str,
-        expected: impl Into<String>,
-        got: Option<&str>,
-    ) -> Self {
-        ConfigError {
-            variable,
-            expected: expected.into(),
-            got: got.filter(|v| !v.contains('@')).map(str::to_owned),
-        }
-    }
-
-    /// Drops the value when it contains one of `secrets` (a password pasted into another
-    /// variable).
-    fn withholding(mut self, secrets: &[String]) -> Self {
-        if self
-            .got
-            .as_deref()
-            .is_some_and(|got| secrets.iter().any(|s| got.contains(s.as_str())))
-        {
-            self.got = None;
-        }
-        self
-    }
-}
 
 /// Where values are kept.
 #[derive(Clone, PartialEq, Eq)]
@@ -175,8 +131,7 @@ impl RedisUrl {
             ConfigError::new(variable, format!("{FORM} ({why})"), None)
         })?;
         // Cluster / sentinel settings (deployment guide): `?readFromReplicas=true`.
-        crate::backend::redis::read_from_replicas(&parsed)
-            .map_err(|e| ConfigError::new(variable, e, None))?;
+        read_from_replicas(&parsed).map_err(|e| ConfigError::new(variable, e, None))?;
         Ok(RedisUrl(url.to_owned()))
     }
 
@@ -206,6 +161,35 @@ impl fmt::Display for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted())
     }
+}
+
+/// The URL query parameter that sends reads to cluster replicas (feature `replicas`).
+pub(crate) const READ_FROM_REPLICAS: &str = "readFromReplicas";
+
+/// Whether `url` asks for reads from replicas (`?readFromReplicas=true`); an error that says
+/// what is expected when the value is not a boolean, or when this build or this kind of
+/// deployment cannot do it.
+pub(crate) fn read_from_replicas(url: &url::Url) -> Result<bool, String> {
+    let Some((_, value)) = url.query_pairs().find(|(k, _)| k == READ_FROM_REPLICAS) else {
+        return Ok(false);
+    };
+    let wanted = match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => true,
+        "false" | "0" | "no" => false,
+        _ => return Err(format!("{READ_FROM_REPLICAS}=true or false")),
+    };
+    if wanted && !cfg!(feature = "replicas") {
+        return Err(format!(
+            "{READ_FROM_REPLICAS}=true only in a build of cache-core with the `replicas` feature"
+        ));
+    }
+    if wanted && !url.scheme().ends_with("-cluster") {
+        return Err(format!(
+            "{READ_FROM_REPLICAS}=true only with a cluster URL (redis-cluster://, rediss-cluster://): \
+             the Redis client reads from replicas of a cluster only"
+        ));
+    }
+    Ok(wanted)
 }
 
 /// What is shown in place of a URL that cannot be redacted.

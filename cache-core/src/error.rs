@@ -1,6 +1,50 @@
-//! The one error type of the runtime, and how backend failures map onto it.
+//! The error types of the runtime: [`CacheError`] for operations and [`ConfigError`] for
+//! settings. They sit below every other module, so that any layer can return them.
 
-use crate::config::ConfigError;
+/// A configuration value that is missing its expected form.
+///
+/// `Display` reads like `REDIS_PORT: expected a port number from 1 to 65535, got "http"`. The
+/// offending value is left out when it may hold a secret: always for `REDIS_URL`, `REDIS_HOST`,
+/// `REDIS_USERNAME`, `REDIS_PASSWORD`, a `.env` line and TLS files, and for any other variable
+/// when the value contains `@` (as credentials in a URL do) or a password of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: expected {expected}{}", got.as_ref().map(|v| format!(", got {v:?}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The environment variable (or builder setting) at fault.
+    pub variable: &'static str,
+    /// The form the value must have.
+    pub expected: String,
+    /// The value that was given, when it is safe to show.
+    pub got: Option<String>,
+}
+
+impl ConfigError {
+    /// An error about `variable`; `got`, the value, is kept only when it cannot be credentials.
+    pub(crate) fn new(
+        variable: &'static str,
+        expected: impl Into<String>,
+        got: Option<&str>,
+    ) -> Self {
+        ConfigError {
+            variable,
+            expected: expected.into(),
+            got: got.filter(|v| !v.contains('@')).map(str::to_owned),
+        }
+    }
+
+    /// Drops the value when it contains one of `secrets` (a password pasted into another
+    /// variable).
+    pub(crate) fn withholding(mut self, secrets: &[String]) -> Self {
+        if self
+            .got
+            .as_deref()
+            .is_some_and(|got| secrets.iter().any(|s| got.contains(s.as_str())))
+        {
+            self.got = None;
+        }
+        self
+    }
+}
 
 /// Everything that can go wrong in a cache operation.
 ///

@@ -37,8 +37,8 @@ mod stats;
 
 pub use cache::Cache;
 pub use cache_macros::{cached, invalidate_cache};
-pub use config::{BackendConfig, CacheConfig, CacheConfigBuilder, ConfigError, RedisUrl};
-pub use error::CacheError;
+pub use config::{BackendConfig, CacheConfig, CacheConfigBuilder, RedisUrl};
+pub use error::{CacheError, ConfigError};
 pub use global::{get_cache, init, init_from_env};
 pub use health::{HealthReport, NodeHealth};
 pub use key::CacheKey;

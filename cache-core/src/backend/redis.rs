@@ -91,35 +91,6 @@ impl Drop for Picked<'_> {
     }
 }
 
-/// The URL query parameter that sends reads to cluster replicas (feature `replicas`).
-pub(crate) const READ_FROM_REPLICAS: &str = "readFromReplicas";
-
-/// Whether `url` asks for reads from replicas (`?readFromReplicas=true`); an error that says
-/// what is expected when the value is not a boolean, or when this build or this kind of
-/// deployment cannot do it.
-pub(crate) fn read_from_replicas(url: &url::Url) -> Result<bool, String> {
-    let Some((_, value)) = url.query_pairs().find(|(k, _)| k == READ_FROM_REPLICAS) else {
-        return Ok(false);
-    };
-    let wanted = match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => true,
-        "false" | "0" | "no" => false,
-        _ => return Err(format!("{READ_FROM_REPLICAS}=true or false")),
-    };
-    if wanted && !cfg!(feature = "replicas") {
-        return Err(format!(
-            "{READ_FROM_REPLICAS}=true only in a build of cache-core with the `replicas` feature"
-        ));
-    }
-    if wanted && !url.scheme().ends_with("-cluster") {
-        return Err(format!(
-            "{READ_FROM_REPLICAS}=true only with a cluster URL (redis-cluster://, rediss-cluster://): \
-             the Redis client reads from replicas of a cluster only"
-        ));
-    }
-    Ok(wanted)
-}
-
 /// A pool of connections to one Redis deployment, driven by the tokio runtime that connected it
 /// (fred's connection tasks live there). [`runtimes`](super::runtimes) keeps one per runtime.
 pub(crate) struct RedisPool {
@@ -183,7 +154,8 @@ impl RedisPool {
         let replica_reads = url::Url::parse(url.expose())
             .map_err(|e| CacheError::Connection(format!("{url}: {e}")))
             .and_then(|u| {
-                read_from_replicas(&u).map_err(|e| CacheError::Connection(format!("{url}: {e}")))
+                crate::config::read_from_replicas(&u)
+                    .map_err(|e| CacheError::Connection(format!("{url}: {e}")))
             })?;
         let clustered = config.server.is_clustered();
         // One attempt: a failed command is not resent behind a dead socket. On a cluster, fred

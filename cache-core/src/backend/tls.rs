@@ -12,7 +12,8 @@ use fred::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use fred::rustls::{ClientConfig, RootCertStore};
 use fred::types::config::TlsConfig;
 
-use crate::config::{ConfigError, TlsFiles};
+use crate::config::TlsFiles;
+use crate::error::ConfigError;
 use crate::CacheError;
 
 /// The client TLS configuration for `files`; `None` when they name nothing (fred's defaults, with
