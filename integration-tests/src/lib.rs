@@ -6,8 +6,8 @@
 //! watchdog shell kills them when the test process dies any other way, so no server outlives
 //! its test binary. The Redis on 127.0.0.1:6379 is never used.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -200,18 +200,7 @@ impl RedisServer {
 
     /// Sends one command over a fresh connection, with a 5 s timeout.
     pub fn try_command(&self, args: &[&[u8]]) -> std::io::Result<Reply> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            request.extend_from_slice(arg);
-            request.extend_from_slice(b"\r\n");
-        }
-        stream.write_all(&request)?;
-        let reply = Reply::read(&mut BufReader::new(&stream))?;
-        let _ = stream.shutdown(Shutdown::Both);
-        Ok(reply)
+        resp::request(self.port, args)
     }
 
     /// The value of one field of `INFO {section}`, such as `info_field("stats", "evicted_keys")`.
@@ -240,63 +229,6 @@ impl Drop for RedisServer {
         self.resume();
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A RESP2 reply, as read by the harness' own minimal client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// `+OK`
-    Status(String),
-    /// `-ERR ...`
-    Error(String),
-    /// `:42`
-    Integer(i64),
-    /// `$3\r\nabc` or `$-1` (nil)
-    Bulk(Option<Vec<u8>>),
-    /// `*2 ...` or `*-1`
-    Array(Option<Vec<Reply>>),
-}
-
-impl Reply {
-    fn read(r: &mut impl BufRead) -> std::io::Result<Reply> {
-        let mut line = String::new();
-        r.read_line(&mut line)?;
-        let line = line.trim_end_matches("\r\n");
-        let bad = || {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("bad reply {line:?}"),
-            )
-        };
-        let (kind, rest) = line.split_at_checked(1).ok_or_else(bad)?;
-        Ok(match kind {
-            "+" => Reply::Status(rest.to_owned()),
-            "-" => Reply::Error(rest.to_owned()),
-            ":" => Reply::Integer(rest.parse().map_err(|_| bad())?),
-            "$" => {
-                let len: i64 = rest.parse().map_err(|_| bad())?;
-                if len < 0 {
-                    Reply::Bulk(None)
-                } else {
-                    let mut buf = vec![0; len as usize + 2];
-                    r.read_exact(&mut buf)?;
-                    buf.truncate(len as usize);
-                    Reply::Bulk(Some(buf))
-                }
-            }
-            "*" => {
-                let len: i64 = rest.parse().map_err(|_| bad())?;
-                if len < 0 {
-                    Reply::Array(None)
-                } else {
-                    Reply::Array(Some(
-                        (0..len).map(|_| Reply::read(r)).collect::<Result<_, _>>()?,
-                    ))
-                }
-            }
-            _ => return Err(bad()),
-        })
     }
 }
 
@@ -434,31 +366,15 @@ mod tests {
 // Cluster and sentinel harnesses (issue #6).
 pub mod cluster;
 pub mod proxy;
+pub mod resp;
 pub mod sentinel;
+
+pub use resp::{reply_text, Reply};
 
 /// Sends one command to whatever listens on `127.0.0.1:{port}` (a server, a sentinel, a cluster
 /// node), over a fresh connection with a 5 s timeout.
 pub fn command_at(port: u16, args: &[&str]) -> std::io::Result<Reply> {
     assert_ne!(port, 6379, "the shared Redis port must never be used");
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut request = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        request.extend_from_slice(arg.as_bytes());
-        request.extend_from_slice(b"\r\n");
-    }
-    stream.write_all(&request)?;
-    let reply = Reply::read(&mut BufReader::new(&stream))?;
-    let _ = stream.shutdown(Shutdown::Both);
-    Ok(reply)
-}
-
-/// The text of a bulk reply (`INFO`, `CLUSTER NODES`), or an empty string.
-pub fn reply_text(reply: &Reply) -> String {
-    match reply {
-        Reply::Bulk(Some(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
-        Reply::Status(s) => s.clone(),
-        _ => String::new(),
-    }
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    resp::request(port, &args)
 }
