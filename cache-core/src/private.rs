@@ -75,7 +75,7 @@ impl KeyBuf {
         let _ = write!(self.buf, "{value}");
     }
 
-    /// The key.
+    /// The finished key, ready for the backend.
     #[inline]
     pub fn finish(self) -> String {
         self.buf
@@ -123,7 +123,8 @@ impl PatternBuf {
         pattern::push_escaped(&mut self.buf, &self.scratch);
     }
 
-    /// The pattern.
+    /// The finished glob, ready for `clear_pattern` (or a direct delete when it has no glob
+    /// syntax).
     pub fn finish(self) -> String {
         self.buf
     }
@@ -244,7 +245,8 @@ pub type Route<R> = fn(CacheError) -> Option<R>;
 pub struct ErrorRoute<R>(PhantomData<fn() -> R>);
 
 impl<R> ErrorRoute<R> {
-    /// The selector.
+    /// A selector to call `.route()` on (through `&&`, so that the `From` impl wins when it
+    /// applies).
     pub const fn new() -> Self {
         ErrorRoute(PhantomData)
     }
@@ -258,13 +260,13 @@ impl<R> Default for ErrorRoute<R> {
 
 /// The route for `Result<T, E>` where `E: From<CacheError>`: the error is returned.
 pub trait RouteViaFrom<R> {
-    /// The route.
+    /// A function that turns a cache error into `Some(Err(E::from(error)))`.
     fn route(&self) -> Route<R>;
 }
 
 /// The route for everything else: the error is logged.
 pub trait RouteViaLog<R> {
-    /// The route.
+    /// [`log_only`]: the error is logged by the caller and the computed value returned.
     fn route(&self) -> Route<R>;
 }
 

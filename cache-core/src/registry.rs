@@ -118,14 +118,14 @@ pub enum Finding {
     },
     /// A pattern that matches no registered key space.
     UnmatchedPattern {
-        /// The pattern.
+        /// The pattern as written.
         glob: String,
         /// The invalidating function.
         site: String,
     },
     /// A pattern that matches the keys of several key spaces, without `allow_all`.
     SpansKeySpaces {
-        /// The pattern.
+        /// The pattern as written.
         glob: String,
         /// The heads it reaches.
         heads: Vec<String>,
