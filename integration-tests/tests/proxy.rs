@@ -340,8 +340,13 @@ fn a_dropped_proxy_ends_its_threads_and_closes_its_sockets() {
     assert!(wait_until(Duration::from_secs(1), || proxy.connections() == 2));
     proxy.set(Fault::Blackhole);
     send(&mut stalled, &["PING"]);
-    // The accept thread and two pumps per connection.
-    assert_eq!(proxy_threads(port).len(), 5, "{:?}", proxy_threads(port));
+    // The accept thread and two pumps per connection (a connection is counted before its
+    // pumps have started, so wait for them).
+    assert!(
+        wait_until(Duration::from_secs(2), || proxy_threads(port).len() == 5),
+        "{:?}",
+        proxy_threads(port)
+    );
 
     let started = Instant::now();
     drop(proxy);
