@@ -60,14 +60,10 @@ const READERS: u64 = 16;
 /// the machine is shared, and a slow run must not fail a correctness check.
 const MIN_CHECKED: u64 = 1_000;
 
-/// The test's own runtime (`#[tokio::test]`), where the load runs. The phases and the faults are
-/// driven from a blocking thread (the harness' calls block), which hands work to it.
-static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
-
-fn runtime() -> &'static tokio::runtime::Handle {
-    RUNTIME
-        .get()
-        .expect("set by the test before it drives anything")
+/// Runs a blocking harness call (a `redis-server` command, a restart, the child's pipes) on the
+/// test's runtime without holding up the load's tasks: the worker hands them to the other one.
+fn blocking<T>(call: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(call)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -94,12 +90,7 @@ impl Conn {
     }
 
     async fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Resp> {
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            request.extend_from_slice(arg);
-            request.extend_from_slice(b"\r\n");
-        }
+        let request = integration_tests::resp::encode(args);
         self.stream.get_mut().write_all(&request).await?;
         let mut line = String::new();
         self.stream.read_line(&mut line).await?;
@@ -456,35 +447,32 @@ struct Load {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Starts 4 writers and 16 readers on the shared runtime (half the readers under deadlines
+/// Starts 4 writers and 16 readers on the test's runtime (half the readers under deadlines
 /// when `cancel`). `process` (1: the parent, 2: the child) also keeps their random sequences apart.
 fn start_load(cancel: bool, process: u64) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(Counts::default());
-    let tasks = runtime().block_on(async {
-        let mut tasks = Vec::new();
-        for w in 0..WRITERS {
-            let seed = process * 1000 + w;
-            tasks.push(tokio::spawn(writer(
-                process,
-                seed,
-                stop.clone(),
-                counts.clone(),
-            )));
-        }
-        for r in 0..READERS {
-            let seed = process * 1000 + 100 + r;
-            let cancel = cancel && r % 2 == 0;
-            tasks.push(tokio::spawn(reader(
-                process,
-                seed,
-                cancel,
-                stop.clone(),
-                counts.clone(),
-            )));
-        }
-        tasks
-    });
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let seed = process * 1000 + w;
+        tasks.push(tokio::spawn(writer(
+            process,
+            seed,
+            stop.clone(),
+            counts.clone(),
+        )));
+    }
+    for r in 0..READERS {
+        let seed = process * 1000 + 100 + r;
+        let cancel = cancel && r % 2 == 0;
+        tasks.push(tokio::spawn(reader(
+            process,
+            seed,
+            cancel,
+            stop.clone(),
+            counts.clone(),
+        )));
+    }
     Load {
         stop,
         counts,
@@ -493,13 +481,11 @@ fn start_load(cancel: bool, process: u64) -> Load {
 }
 
 impl Load {
-    fn finish(self) -> Arc<Counts> {
+    async fn finish(self) -> Arc<Counts> {
         self.stop.store(true, Relaxed);
-        runtime().block_on(async {
-            for task in self.tasks {
-                task.await.expect("no load task panicked");
-            }
-        });
+        for task in self.tasks {
+            task.await.expect("no load task panicked");
+        }
         self.counts
     }
 }
@@ -565,7 +551,7 @@ fn set_up_database(port: u16, process: u64) {
 }
 
 /// The child: the same load, for `seconds` from the parent's go, then its counts on stdout.
-fn child(spec: &str) {
+async fn child(spec: &str) {
     let parts: Vec<&str> = spec.split('|').collect();
     let [cache_url, db_port, seconds, phase] = parts[..] else {
         panic!("{CHILD_ENV}={spec:?}: expected <cache url>|<db port>|<seconds>|<phase>");
@@ -580,8 +566,8 @@ fn child(spec: &str) {
         std::process::exit(4);
     });
     set_up_database(db_port.parse().expect("db port"), 2);
-    runtime()
-        .block_on(cache_core::init(config(cache_url)))
+    cache_core::init(config(cache_url))
+        .await
         .expect("the child's cache");
     println!("STALENESS_READY");
     let (go_tx, go_rx) = std::sync::mpsc::channel();
@@ -595,10 +581,10 @@ fn child(spec: &str) {
         }
         std::process::exit(3);
     });
-    go_rx.recv().expect("the parent's go");
+    blocking(|| go_rx.recv()).expect("the parent's go");
     let load = start_load(phase == Phase::Cancel, 2);
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    let counts = load.finish();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    let counts = load.finish().await;
     println!("{}", counts.to_line());
     std::io::stdout().flush().unwrap();
 }
@@ -666,42 +652,32 @@ impl ChildProcess {
 }
 
 /// Sleeps until `at` after `start`.
-fn sleep_until(start: Instant, at: Duration) {
-    if let Some(left) = at.checked_sub(start.elapsed()) {
-        std::thread::sleep(left);
-    }
+async fn sleep_until(start: Instant, at: Duration) {
+    tokio::time::sleep_until((start + at).into()).await;
 }
 
 fn cache_exists(server: &RedisServer, key: &str) -> bool {
     server.command(&[b"EXISTS", key.as_bytes()]) == Reply::Integer(1)
 }
 
+/// The parent's phases, or the child's load when this process is the child.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staleness_across_two_processes() {
-    RUNTIME
-        .set(tokio::runtime::Handle::current())
-        .expect("one test in this binary");
-    tokio::task::spawn_blocking(drive)
-        .await
-        .expect("the phases ran to the end");
-}
-
-/// The parent's phases, or the child's load when this process is the child.
-fn drive() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
-        return child(&spec);
+        return child(&spec).await;
     }
     let seconds: f64 = std::env::var("STALENESS_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5.0);
     let test_started = Instant::now();
-    let database = RedisServer::start();
-    let mut cache_server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "no"]);
+    let database = blocking(RedisServer::start);
+    let mut cache_server =
+        blocking(|| RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "no"]));
 
     // `restart()` keeps the port, the arguments and the directory: with AOF the data survives.
     cache_server.cmd("SET aof-probe 1");
-    cache_server.restart();
+    blocking(|| cache_server.restart());
     assert_eq!(
         cache_server.cmd("GET aof-probe"),
         Reply::Bulk(Some(b"1".to_vec())),
@@ -712,18 +688,16 @@ fn drive() {
     // Both processes reach the cache server through one proxy, which the blackhole phase uses.
     let proxy = FaultProxy::start(cache_server.port());
     set_up_database(database.port(), 1);
-    let cache = runtime()
-        .block_on(cache_core::init(config(&proxy.url())))
+    let cache = cache_core::init(config(&proxy.url()))
+        .await
         .expect("the cache");
 
     // The key layout: `read(7)` is stored under `stale:read:7`, and `update(7)` removes it.
-    runtime().block_on(async {
-        assert_eq!(read(7).await, Ok((7, 0, 1)));
-        assert!(cache_exists(&cache_server, "stale:read:7"));
-        assert_eq!(update(7).await, Ok(1));
-        assert!(!cache_exists(&cache_server, "stale:read:7"));
-        assert_eq!(read(7).await, Ok((7, 1, 1)));
-    });
+    assert_eq!(read(7).await, Ok((7, 0, 1)));
+    assert!(cache_exists(&cache_server, "stale:read:7"));
+    assert_eq!(update(7).await, Ok(1));
+    assert!(!cache_exists(&cache_server, "stale:read:7"));
+    assert_eq!(read(7).await, Ok((7, 1, 1)));
 
     let mut report = Vec::new();
     let mut failures = Vec::new();
@@ -739,11 +713,12 @@ fn drive() {
             );
         }
         assert!(
-            wait_until(Duration::from_secs(5), || !cache.stats().circuit_open),
+            blocking(|| wait_until(Duration::from_secs(5), || !cache.stats().circuit_open)),
             "the circuit closes before the phase"
         );
         let before = cache.stats();
-        let mut child = ChildProcess::spawn(&proxy.url(), database.port(), seconds, phase);
+        let mut child =
+            blocking(|| ChildProcess::spawn(&proxy.url(), database.port(), seconds, phase));
         child.go();
         let load = start_load(phase == Phase::Cancel, 1);
         let start = Instant::now();
@@ -751,12 +726,12 @@ fn drive() {
         match phase {
             Phase::NoFault | Phase::Cancel => {}
             Phase::KillRestart => {
-                sleep_until(start, Duration::from_secs_f64(seconds * 0.4));
+                sleep_until(start, Duration::from_secs_f64(seconds * 0.4)).await;
                 let keys = cache_server.dbsize();
-                cache_server.kill();
+                blocking(|| cache_server.kill());
                 let killed = Instant::now();
-                std::thread::sleep(Duration::from_secs(1));
-                cache_server.restart();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                blocking(|| cache_server.restart());
                 fault = format!(
                     "SIGKILL with {keys} keys, down {:?}, {} keys back after the restart; ",
                     killed.elapsed(),
@@ -764,26 +739,26 @@ fn drive() {
                 );
             }
             Phase::Hang => {
-                sleep_until(start, Duration::from_secs_f64(seconds * 0.4));
+                sleep_until(start, Duration::from_secs_f64(seconds * 0.4)).await;
                 cache_server.pause();
-                std::thread::sleep(Duration::from_millis(1500));
+                tokio::time::sleep(Duration::from_millis(1500)).await;
                 cache_server.resume();
                 fault = "SIGSTOP for 1.5 s; ".into();
             }
             Phase::Blackhole => {
-                sleep_until(start, Duration::from_secs_f64(seconds * 0.4));
+                sleep_until(start, Duration::from_secs_f64(seconds * 0.4)).await;
                 proxy.set(Fault::Blackhole);
-                std::thread::sleep(Duration::from_millis(1500));
+                tokio::time::sleep(Duration::from_millis(1500)).await;
                 proxy.set(Fault::None);
                 fault =
                     "every connection blackholed for 1.5 s (bytes held, then delivered); ".into();
             }
         }
-        sleep_until(start, Duration::from_secs_f64(seconds));
-        let mine = load.finish();
+        sleep_until(start, Duration::from_secs_f64(seconds)).await;
+        let mine = load.finish().await;
         let total = Counts::default();
         total.add(&mine);
-        let theirs = child.result();
+        let theirs = blocking(|| child.result());
         total.add(&theirs);
         let after = cache.stats();
         let line = format!(
