@@ -64,7 +64,7 @@ impl KeyBuf {
     /// Appends the generics segment: the concrete `Self` type of a method, then the type names
     /// of the type parameters and the values of the const parameters, `:<app\:\:Repo,10>`.
     pub fn generics(&mut self, items: &[&dyn Display]) {
-        push_generics(&mut self.buf, items);
+        space::push_generics(&mut self.buf, items);
     }
 
     /// Appends a `key_builder`'s output, as it is.
@@ -119,7 +119,7 @@ impl PatternBuf {
     /// Appends the generics segment (see [`KeyBuf::generics`]), glob-escaped.
     pub fn generics(&mut self, items: &[&dyn Display]) {
         self.scratch.clear();
-        push_generics(&mut self.scratch, items);
+        space::push_generics(&mut self.scratch, items);
         pattern::push_escaped(&mut self.buf, &self.scratch);
     }
 
@@ -128,13 +128,6 @@ impl PatternBuf {
     pub fn finish(self) -> String {
         self.buf
     }
-}
-
-/// Writes the generics segment of a key ([`space::push_generics`]).
-fn push_generics(out: &mut String, items: &[&dyn Display]) {
-    let texts: Vec<String> = items.iter().map(ToString::to_string).collect();
-    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    space::push_generics(out, &texts);
 }
 
 /// A key as a pattern that matches only that key (for `#[invalidate_cache(get_user(id))]`).

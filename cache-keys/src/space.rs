@@ -40,17 +40,30 @@ pub fn head(prefix: Option<&str>, function: &str, version: Option<u32>, builder:
     head
 }
 
-/// Appends the generics segment, `:<a,b>`, each item escaped as a text part.
-pub fn push_generics(out: &mut String, items: &[&str]) {
+/// Appends the generics segment, `:<a,b>`, each item (a type name, a const value) written
+/// straight into `out` and escaped as a text part, without an intermediate string.
+pub fn push_generics(out: &mut String, items: &[&dyn fmt::Display]) {
     out.push(SEPARATOR);
     out.push(GENERICS_OPEN);
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(ITEM_SEPARATOR);
         }
-        push_text(out, item);
+        // Writing to a String cannot fail.
+        let _ = fmt::write(&mut Escaping(out), format_args!("{item}"));
     }
     out.push(GENERICS_CLOSE);
+}
+
+/// Escapes what is written through it as a text part ([`push_text`] works piece by piece, as
+/// its escapes are per character).
+struct Escaping<'a>(&'a mut String);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        push_text(self.0, text);
+        Ok(())
+    }
 }
 
 /// Checks a `key_prefix`; the error says what is wrong and how to fix it.
@@ -300,7 +313,8 @@ mod tests {
         fn key(&self, generics: &[String], args: &[String]) -> String {
             let mut key = self.head();
             if self.generics > 0 {
-                let items: Vec<&str> = generics.iter().map(String::as_str).collect();
+                let items: Vec<&dyn fmt::Display> =
+                    generics.iter().map(|g| g as &dyn fmt::Display).collect();
                 push_generics(&mut key, &items);
             }
             for arg in args {
@@ -413,7 +427,7 @@ mod tests {
         assert_eq!(head(Some("user"), "get", Some(3), true), "user:v3");
         assert_eq!(head(None, "get", None, true), "get");
         let mut key = String::from("f");
-        push_generics(&mut key, &["a::B<c::D, e::F>", "10"]);
+        push_generics(&mut key, &[&"a::B<c::D, e::F>", &10]);
         assert_eq!(key, "f:<a\\:\\:B<c\\:\\:D\\, e\\:\\:F>,10>");
     }
 

@@ -58,6 +58,16 @@ impl RedisServer {
         Self::start_with(&[])
     }
 
+    /// Starts a server for a test binary whose tests reach the process-wide cache through the
+    /// environment: `REDIS_URL` points at it and `REDIS_SOCKET_TIMEOUT` is `socket_timeout`
+    /// seconds, set before any `get_cache()` reads them.
+    pub fn start_for_env(socket_timeout: &str) -> RedisServer {
+        let server = RedisServer::start();
+        std::env::set_var("REDIS_URL", server.url());
+        std::env::set_var("REDIS_SOCKET_TIMEOUT", socket_timeout);
+        server
+    }
+
     /// Starts a server with extra `redis-server` arguments, such as `["--maxmemory", "2mb"]`.
     pub fn start_with(args: &[&str]) -> RedisServer {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();

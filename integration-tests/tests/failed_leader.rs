@@ -14,12 +14,7 @@ use std::time::{Duration, Instant};
 use cache_core::{cached, Cache};
 use integration_tests::RedisServer;
 
-static SERVER: LazyLock<RedisServer> = LazyLock::new(|| {
-    let server = RedisServer::start();
-    std::env::set_var("REDIS_URL", server.url());
-    std::env::set_var("REDIS_SOCKET_TIMEOUT", "1");
-    server
-});
+static SERVER: LazyLock<RedisServer> = LazyLock::new(|| RedisServer::start_for_env("1"));
 
 async fn cache() -> Cache {
     LazyLock::force(&SERVER);

@@ -11,12 +11,7 @@ use std::sync::LazyLock;
 use cache_core::{cached, invalidate_cache, Cache};
 use integration_tests::RedisServer;
 
-static SERVER: LazyLock<RedisServer> = LazyLock::new(|| {
-    let server = RedisServer::start();
-    std::env::set_var("REDIS_URL", server.url());
-    std::env::set_var("REDIS_SOCKET_TIMEOUT", "2");
-    server
-});
+static SERVER: LazyLock<RedisServer> = LazyLock::new(|| RedisServer::start_for_env("2"));
 
 async fn cache() -> Cache {
     LazyLock::force(&SERVER);

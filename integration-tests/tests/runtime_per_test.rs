@@ -16,13 +16,8 @@ use integration_tests::RedisServer;
 
 /// One server for the whole binary, started by the first test that asks for the cache. Its URL
 /// goes into the environment before the first `get_cache()` reads it.
-static SERVER: LazyLock<RedisServer> = LazyLock::new(|| {
-    let server = RedisServer::start();
-    std::env::set_var("REDIS_URL", server.url());
-    // A short timeout, so that a broken connection fails a test in seconds.
-    std::env::set_var("REDIS_SOCKET_TIMEOUT", "1");
-    server
-});
+/// A short timeout, so that a broken connection fails a test in seconds.
+static SERVER: LazyLock<RedisServer> = LazyLock::new(|| RedisServer::start_for_env("1"));
 
 /// The process-wide cache, set up from the environment on first use.
 async fn cache() -> Cache {
