@@ -527,7 +527,7 @@ impl<'de> Visitor<'de> for PrimVisitor {
         }
         let mut bytes = Vec::new();
         while let Some(b) = seq.next_element::<u8>()? {
-            bytes.push(b);
+            bounded_push(&mut bytes, b)?;
         }
         Ok(Val::Bytes(bytes))
     }
@@ -688,10 +688,23 @@ impl<'de> Visitor<'de> for SeqVisitor<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
         let mut out = Vec::new();
         while let Some(v) = seq.next_element_seed(Seed(self.0))? {
-            out.push(v);
+            bounded_push(&mut out, v)?;
         }
         Ok(Val::Seq(out))
     }
+}
+
+/// More items than any generated value has: old bytes read under an edited schema can claim a
+/// length of 2^60 items that take no bytes each (units), which bincode's byte limit does not stop
+/// and which would fill memory with `Val`s. Refusing them is a decode error, a miss.
+const MAX_ITEMS: usize = 10_000;
+
+fn bounded_push<T, E: de::Error>(out: &mut Vec<T>, item: T) -> Result<(), E> {
+    if out.len() >= MAX_ITEMS {
+        return Err(E::custom("more items than any written value"));
+    }
+    out.push(item);
+    Ok(())
 }
 
 struct TupleVisitor<'s>(&'s [Schema]);
@@ -723,7 +736,8 @@ impl<'de> Visitor<'de> for MapVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
         let mut out = Vec::new();
         while let Some(k) = map.next_key_seed(Seed(&self.0))? {
-            out.push((k, map.next_value_seed(Seed(self.1))?));
+            let v = map.next_value_seed(Seed(self.1))?;
+            bounded_push(&mut out, (k, v))?;
         }
         Ok(Val::Map(out))
     }
