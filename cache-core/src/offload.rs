@@ -18,9 +18,11 @@ thread_local! {
 
 /// Runs `work`, in `block_in_place` when `offload` is set and the runtime can spare the worker.
 pub(crate) fn run<T>(offload: bool, work: impl FnOnce() -> T) -> T {
+    // Asked only when offloading: finding the runtime costs two atomic writes to a counter
+    // every worker shares, on every hit.
     let multi_thread =
-        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
-    if offload && multi_thread {
+        || Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if offload && multi_thread() {
         tokio::task::block_in_place(work)
     } else {
         work()

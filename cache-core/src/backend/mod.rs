@@ -5,6 +5,7 @@
 //! default, and the reference the behaviour suite holds Redis to).
 
 pub(crate) mod cluster;
+pub(crate) mod in_flight;
 pub(crate) mod memory;
 pub(crate) mod redis;
 pub(crate) mod runtimes;

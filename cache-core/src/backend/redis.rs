@@ -15,6 +15,7 @@
 //!   one command per key (one round trip per node, and no `TRYAGAIN` while a slot migrates), and
 //!   `clear_pattern` scans every primary ([`cluster`](super::cluster) has the details).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,6 +32,7 @@ use fred::types::{CustomCommand, Value};
 use futures_util::StreamExt;
 
 use super::cluster;
+use super::in_flight::{self, Expired, InFlight, Ticket};
 use super::Backend;
 use crate::config::{RedisUrl, TlsFiles};
 use crate::{CacheError, HealthReport, NodeHealth};
@@ -70,11 +72,11 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scrip
 /// How many commands may be in flight on a connection before the next one goes to another.
 const SPILL_AFTER: usize = 64;
 
-/// A client picked for one command, counted in flight until dropped (the end of the statement
-/// that sends the command and awaits its answer).
+/// A client picked for one command, in flight until dropped (the end of the statement that
+/// sends the command and awaits its answer).
 struct Picked<'p> {
     client: &'p WithOptions<Client>,
-    in_flight: &'p std::sync::atomic::AtomicUsize,
+    ticket: Ticket<'p>,
 }
 
 impl std::ops::Deref for Picked<'_> {
@@ -84,10 +86,21 @@ impl std::ops::Deref for Picked<'_> {
     }
 }
 
-impl Drop for Picked<'_> {
-    fn drop(&mut self) {
-        self.in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+impl<'p> Picked<'p> {
+    /// Sends the command that `command` makes on this client, and awaits its reply within the
+    /// socket timeout.
+    async fn send<T, F>(
+        &self,
+        pool: &RedisPool,
+        command: impl FnOnce(&'p WithOptions<Client>) -> F,
+    ) -> Result<T, CacheError>
+    where
+        F: std::future::Future<Output = Result<T, FredError>>,
+    {
+        match self.ticket.watch(|| command(self.client)).await {
+            Ok(reply) => reply.map_err(|e| pool.error(e)),
+            Err(Expired) => Err(CacheError::Timeout(pool.timeout)),
+        }
     }
 }
 
@@ -96,11 +109,14 @@ impl Drop for Picked<'_> {
 pub(crate) struct RedisPool {
     pool: Pool,
     /// Each client of the pool with the per-command options: fail fast when disconnected, one
-    /// attempt, the timeout. Commands pick one with [`client`](Self::client) (fred's own `Pool`
-    /// picks a client again on each internal look-up of a command).
+    /// attempt, no timer (the watchdog of `in_flight` bounds the command). Commands pick one with
+    /// [`client`](Self::client) (fred's own `Pool` picks a client again on each internal look-up
+    /// of a command).
     clients: Vec<WithOptions<Client>>,
-    /// Commands in flight on each client, for [`client`](Self::client).
-    in_flight: Vec<std::sync::atomic::AtomicUsize>,
+    /// The same clients with fred's timer, for a command the watchdog cannot watch.
+    timed_clients: Vec<WithOptions<Client>>,
+    /// Commands in flight on each client, and since when.
+    in_flight: Arc<InFlight>,
     created: Instant,
     /// Milliseconds after `created` when the connections were last replaced after a timeout.
     last_replaced_ms: std::sync::atomic::AtomicU64,
@@ -206,23 +222,35 @@ impl RedisPool {
         // instead of after the whole timeout.
         let mut errors = pool.clients().first().map(|c| c.error_rx());
         let _connection_task = pool.connect();
-        let options = Options {
+        let timed = Options {
             fail_fast: true,
             max_attempts: Some(attempts),
             timeout: Some(timeout),
             ..Options::default()
         };
-        let clients = pool
-            .clients()
-            .iter()
-            .map(|c| c.with_options(&options))
-            .collect();
+        // Zero is "no timeout" to fred.
+        let watched = Options {
+            timeout: Some(Duration::ZERO),
+            ..timed.clone()
+        };
+        let with = |options: &Options| {
+            pool.clients()
+                .iter()
+                .map(|c| c.with_options(options))
+                .collect()
+        };
+        let in_flight = Arc::new(InFlight::new(pool_size, timeout));
+        let stuck = pool.clone();
+        in_flight::watch(
+            Arc::downgrade(&in_flight),
+            in_flight::tick(timeout),
+            move || replace_connections(&stuck),
+        );
         let backend = RedisPool {
+            clients: with(&watched),
+            timed_clients: with(&timed),
             pool,
-            clients,
-            in_flight: (0..pool_size)
-                .map(|_| std::sync::atomic::AtomicUsize::new(0))
-                .collect(),
+            in_flight,
             created: Instant::now(),
             last_replaced_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
             timeout,
@@ -257,13 +285,12 @@ impl RedisPool {
     /// tasks; `hit_load` in cache-bench). The first connected client takes the commands until
     /// [`SPILL_AFTER`] are in flight on it, then the least loaded one does.
     fn client(&self) -> Picked<'_> {
-        use std::sync::atomic::Ordering::Relaxed;
         let mut least: Option<(usize, usize)> = None;
         for (i, client) in self.clients.iter().enumerate() {
             if !client.is_connected() {
                 continue;
             }
-            let load = self.in_flight[i].load(Relaxed);
+            let load = self.in_flight.load(i);
             if load < SPILL_AFTER {
                 least = Some((i, load));
                 break;
@@ -274,13 +301,15 @@ impl RedisPool {
         }
         // None connected: any client fails fast with "not connected".
         let i = least.map_or(0, |(i, _)| i);
-        self.in_flight[i].fetch_add(1, Relaxed);
-        Picked {
-            // A pool has at least one client (REDIS_POOL_SIZE >= 1, checked by the
-            // configuration), and `in_flight` has one counter per client.
-            client: &self.clients[i],
-            in_flight: &self.in_flight[i],
-        }
+        let ticket = self.in_flight.start(i);
+        // A pool has at least one client (REDIS_POOL_SIZE >= 1, checked by the configuration),
+        // and one set of clients per option set.
+        let client = if ticket.watched() {
+            &self.clients[i]
+        } else {
+            &self.timed_clients[i]
+        };
+        Picked { client, ticket }
     }
 
     /// The error for a command that got no answer within the socket timeout. The connections are
@@ -297,12 +326,7 @@ impl RedisPool {
                 .compare_exchange(last, now, Relaxed, Relaxed)
                 .is_ok()
         {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let pool = self.pool.clone();
-                drop(runtime.spawn(async move {
-                    let _ = pool.force_reconnection().await;
-                }));
-            }
+            replace_connections(&self.pool);
         }
         CacheError::Timeout(self.timeout)
     }
@@ -321,10 +345,12 @@ impl RedisPool {
                 })
             }
             // fred's words for "no connection to send it on" (a socket that just closed, or a
-            // router task that is gone).
+            // router task that is gone), and for a command that was on a connection when it was
+            // replaced (its one attempt is spent).
             ErrorKind::Unknown
                 if details.starts_with("Failed to route command")
-                    || details.starts_with("Failed to send command to router") =>
+                    || details.starts_with("Failed to send command to router")
+                    || details.starts_with("Too many failed write attempts") =>
             {
                 CacheError::Connection(details.to_owned())
             }
@@ -458,10 +484,8 @@ impl RedisPool {
                 // One UNLINK per key: the keys of a page may live in many slots.
                 self.unlink_each(&keys).await?
             } else {
-                self.client()
-                    .unlink::<u64, _>(keys)
-                    .await
-                    .map_err(|e| self.error(e))?
+                let client = self.client();
+                client.send(self, |c| c.unlink::<u64, _>(keys)).await?
             };
         }
     }
@@ -633,6 +657,17 @@ impl RedisPool {
     }
 }
 
+/// Replaces the connections of `pool` in the background, failing the commands in flight on them
+/// (they are sent with `fail_fast`); the reconnect policy takes it from there.
+fn replace_connections(pool: &Pool) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let pool = pool.clone();
+        drop(runtime.spawn(async move {
+            let _ = pool.force_reconnection().await;
+        }));
+    }
+}
+
 /// The progress of one `clear_pattern` against its total deadline.
 struct Walk {
     removed: u64,
@@ -666,21 +701,21 @@ impl Backend for RedisPool {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         #[cfg(feature = "replicas")]
         if self.replica_reads {
-            return self
-                .client()
-                .replicas()
-                .get(key)
-                .await
-                .map_err(|e| self.error(e));
+            let client = self.client();
+            let replicas = client.replicas();
+            return client.send(self, |_| replicas.get(key)).await;
         }
-        self.client().get(key).await.map_err(|e| self.error(e))
+        let client = self.client();
+        client.send(self, |c| c.get(key)).await
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
-        self.client()
-            .set(key, value, Some(expiration(ttl)), None, false)
+        let client = self.client();
+        client
+            .send(self, |c| {
+                c.set(key, value, Some(expiration(ttl)), None, false)
+            })
             .await
-            .map_err(|e| self.error(e))
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
@@ -688,7 +723,8 @@ impl Backend for RedisPool {
             return self.get_each(keys).await;
         }
         let keys: Vec<&str> = keys.to_vec();
-        self.client().mget(keys).await.map_err(|e| self.error(e))
+        let client = self.client();
+        client.send(self, |c| c.mget(keys)).await
     }
 
     async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> Result<(), CacheError> {
@@ -710,7 +746,8 @@ impl Backend for RedisPool {
             return self.unlink_each(keys).await;
         }
         let keys: Vec<&str> = keys.to_vec();
-        self.client().unlink(keys).await.map_err(|e| self.error(e))
+        let client = self.client();
+        client.send(self, |c| c.unlink(keys)).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
@@ -724,21 +761,21 @@ impl Backend for RedisPool {
                 .map_err(|e| self.error(e))?;
             return Ok(n > 0);
         }
-        let n: u64 = self.client().exists(key).await.map_err(|e| self.error(e))?;
+        let client = self.client();
+        let n: u64 = client.send(self, |c| c.exists(key)).await?;
         Ok(n > 0)
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-        let ms: i64 = self.client().pttl(key).await.map_err(|e| self.error(e))?;
+        let client = self.client();
+        let ms: i64 = client.send(self, |c| c.pttl(key)).await?;
         // -2: no such key; -1: no expiry.
         Ok(u64::try_from(ms).ok().map(Duration::from_millis))
     }
 
     async fn increment(&self, key: &str, amount: i64) -> Result<i64, CacheError> {
-        self.client()
-            .incr_by(key, amount)
-            .await
-            .map_err(|e| self.error(e))
+        let client = self.client();
+        client.send(self, |c| c.incr_by(key, amount)).await
     }
 
     async fn get_or_lease(
