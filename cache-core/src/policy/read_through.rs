@@ -116,7 +116,11 @@ impl Policy {
         }
         // 2. Single flight.
         match self.flights.join(key) {
-            Join::Leader(leader) => self.lead(key, plan, leader, miss_counted, body).await,
+            // Boxed: the lead's future (lease scripts, store) is large, and inline it would be
+            // part of every call's future, which is copied on every call, hits included.
+            Join::Leader(leader) => {
+                Box::pin(self.lead(key, plan, leader, miss_counted, body)).await
+            }
             Join::Waiter(waiter) => {
                 if let Some(bytes) = waiter.outcome().await {
                     if let Some(stored) = self.decode::<P::Stored>(key, &bytes) {
