@@ -1,7 +1,7 @@
 //! Value encoding: the codecs, and the envelope header in front of every stored value.
 //!
 //! A stored value is a 13-byte header, `[0xCA, 0xCE, version, codec id, flags]` and the 8-byte
-//! schema fingerprint of the value (little endian, see [`fingerprint`](crate::fingerprint)),
+//! schema fingerprint of the value (little endian, see `fingerprint.rs`),
 //! followed by the codec's bytes. The header lets a reader tell our values from foreign, truncated
 //! or corrupt bytes, refuse a value written under another schema, and read values written with
 //! another codec than its own. Decoding never panics, refuses a payload larger than the limit it
