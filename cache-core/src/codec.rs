@@ -40,19 +40,6 @@ const BUDGETED_BYTES: usize = 256 * 1024;
 #[cfg(feature = "compression")]
 const BUDGET_VALUES: usize = 4;
 
-/// A serialization format for cached values.
-///
-/// Implemented by [`Bincode`] (the default) and, with the `json` feature, [`Json`]. The codec a
-/// value was written with is recorded in its header by [`Codec::ID`].
-pub trait Codec {
-    /// The id stored in the value header; unique per codec.
-    const ID: u8;
-    /// Appends the encoding of `value` to `out`.
-    fn encode<V: Serialize + ?Sized>(value: &V, out: &mut Vec<u8>) -> Result<(), CacheError>;
-    /// Decodes a whole value from `bytes`; trailing bytes are an error.
-    fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError>;
-}
-
 /// Why stored bytes could not be read as a value: each is a miss, never an error for the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -92,58 +79,24 @@ pub enum DecodeError {
     Corrupt(String),
 }
 
-/// bincode 2 with its serde support, standard configuration and a decode limit.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Bincode;
-
 type BincodeConfig = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
     bincode::config::Limit<MAX_DECODE_BYTES>,
 >;
 
+/// bincode 2's standard configuration, with a decode limit.
 const BINCODE: BincodeConfig = bincode::config::standard().with_limit::<MAX_DECODE_BYTES>();
-
-impl Codec for Bincode {
-    const ID: u8 = 1;
-
-    fn encode<V: Serialize + ?Sized>(value: &V, out: &mut Vec<u8>) -> Result<(), CacheError> {
-        bincode::serde::encode_into_std_write(value, out, BINCODE)
-            .map(|_| ())
-            .map_err(|e| CacheError::Encode(e.to_string()))
-    }
-
-    fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
-        decode_payload(CodecKind::Bincode, bytes, PhantomData)
-    }
-}
-
-/// serde_json: readable with `redis-cli`, larger and slower than bincode.
-#[cfg(feature = "json")]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Json;
-
-#[cfg(feature = "json")]
-impl Codec for Json {
-    const ID: u8 = 2;
-
-    fn encode<V: Serialize + ?Sized>(value: &V, out: &mut Vec<u8>) -> Result<(), CacheError> {
-        serde_json::to_writer(out, value).map_err(|e| CacheError::Encode(e.to_string()))
-    }
-
-    fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
-        decode_payload(CodecKind::Json, bytes, PhantomData)
-    }
-}
 
 /// The codec a cache writes new values with (`CACHE_CODEC`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CodecKind {
-    /// [`Bincode`]: compact and fast; the default.
+    /// bincode 2 with its serde support: compact and fast; the default.
     #[default]
     Bincode,
-    /// [`Json`]: needs the `json` feature.
+    /// serde_json: readable with `redis-cli`, larger and slower than bincode; needs the `json`
+    /// feature.
     #[cfg(feature = "json")]
     Json,
 }
@@ -173,20 +126,61 @@ impl CodecKind {
         }
     }
 
+    /// The id the header records; ids are never reused.
     fn id(self) -> u8 {
         match self {
-            CodecKind::Bincode => Bincode::ID,
+            CodecKind::Bincode => 1,
             #[cfg(feature = "json")]
-            CodecKind::Json => Json::ID,
+            CodecKind::Json => 2,
         }
     }
 
     fn from_id(id: u8) -> Option<Self> {
-        match id {
-            Bincode::ID => Some(CodecKind::Bincode),
+        [
+            CodecKind::Bincode,
             #[cfg(feature = "json")]
-            Json::ID => Some(CodecKind::Json),
-            _ => None,
+            CodecKind::Json,
+        ]
+        .into_iter()
+        .find(|kind| kind.id() == id)
+    }
+
+    /// Appends the codec's encoding of `value` to `out`.
+    fn encode<V: Serialize + ?Sized>(self, value: &V, out: &mut Vec<u8>) -> Result<(), CacheError> {
+        let result = match self {
+            CodecKind::Bincode => bincode::serde::encode_into_std_write(value, out, BINCODE)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            #[cfg(feature = "json")]
+            CodecKind::Json => serde_json::to_writer(out, value).map_err(|e| e.to_string()),
+        };
+        result.map_err(CacheError::Encode)
+    }
+
+    /// Reads a whole payload with `seed`; trailing bytes are an error.
+    fn decode<S, T>(self, payload: &[u8], seed: S) -> Result<T, DecodeError>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = T>,
+    {
+        match self {
+            CodecKind::Bincode => {
+                let (value, read) = bincode::serde::seed_decode_from_slice(seed, payload, BINCODE)
+                    .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+                if read != payload.len() {
+                    return Err(DecodeError::Corrupt(format!(
+                        "{} trailing bytes",
+                        payload.len() - read
+                    )));
+                }
+                Ok(value)
+            }
+            #[cfg(feature = "json")]
+            CodecKind::Json => {
+                let mut de = serde_json::Deserializer::from_slice(payload);
+                seed.deserialize(&mut de)
+                    .and_then(|value| de.end().map(|()| value))
+                    .map_err(|e| DecodeError::Corrupt(e.to_string()))
+            }
         }
     }
 
@@ -200,25 +194,146 @@ impl CodecKind {
     }
 }
 
-/// Serializes `value` with `codec`, header first, into a buffer sized for it.
+/// Where each field of the envelope header sits.
+mod offset {
+    use std::ops::Range;
+
+    pub(super) const MAGIC: Range<usize> = 0..2;
+    pub(super) const VERSION: usize = 2;
+    pub(super) const CODEC: usize = 3;
+    pub(super) const FLAGS: usize = 4;
+    /// The schema fingerprint, little endian.
+    pub(super) const SHAPE: Range<usize> = 5..13;
+}
+
+/// The envelope header of a stored value.
+struct Header {
+    codec: CodecKind,
+    flags: u8,
+    /// The schema fingerprint of the value ([`fingerprint::of`]).
+    shape: u64,
+}
+
+impl Header {
+    /// Appends the header's [`HEADER_LEN`] bytes to `out`.
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut bytes = [0u8; HEADER_LEN];
+        bytes[offset::MAGIC].copy_from_slice(&MAGIC);
+        bytes[offset::VERSION] = FORMAT_VERSION;
+        bytes[offset::CODEC] = self.codec.id();
+        bytes[offset::FLAGS] = self.flags;
+        bytes[offset::SHAPE].copy_from_slice(&self.shape.to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+
+    /// The header of `bytes` and the payload after it, if the header is ours, of this format
+    /// version, and names a codec and flags this build reads.
+    fn read(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
+        let Some((header, payload)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+            return Err(DecodeError::Foreign);
+        };
+        if header[offset::MAGIC] != MAGIC {
+            return Err(DecodeError::Foreign);
+        }
+        let version = header[offset::VERSION];
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let flags = header[offset::FLAGS];
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(DecodeError::Flags(flags));
+        }
+        let id = header[offset::CODEC];
+        let codec = CodecKind::from_id(id).ok_or(DecodeError::UnknownCodec(id))?;
+        let mut shape = [0u8; 8];
+        shape.copy_from_slice(&header[offset::SHAPE]);
+        let shape = u64::from_le_bytes(shape);
+        Ok((
+            Header {
+                codec,
+                flags,
+                shape,
+            },
+            payload,
+        ))
+    }
+
+    /// The payload's length once decompressed, as its LZ4 prefix claims when it is compressed.
+    fn payload_len(&self, payload: &[u8]) -> Result<usize, DecodeError> {
+        #[cfg(feature = "compression")]
+        if self.flags & FLAG_LZ4 != 0 {
+            return lz4_flex::block::uncompressed_size(payload)
+                .map(|(size, _)| size)
+                .map_err(|e| DecodeError::Corrupt(format!("lz4: {e}")));
+        }
+        Ok(payload.len())
+    }
+}
+
+/// How values are written and read: the codec, the largest value, and the payload size from
+/// which LZ4 applies. [`encode`](Self::encode) and [`decode`](Self::decode) each handle the
+/// header, the compression and the codec, in opposite order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envelope {
+    codec: CodecKind,
+    max_value_bytes: usize,
+    compress_min_bytes: usize,
+}
+
+impl Envelope {
+    /// Values in `codec`, of at most `max_value_bytes` (header and uncompressed payload), never
+    /// compressed.
+    pub fn new(codec: CodecKind, max_value_bytes: usize) -> Self {
+        Envelope {
+            codec,
+            max_value_bytes,
+            compress_min_bytes: 0,
+        }
+    }
+
+    /// LZ4 for payloads of at least `min_bytes` (0: never) that it makes smaller.
+    #[cfg(feature = "compression")]
+    pub fn compress_from(self, min_bytes: usize) -> Self {
+        Envelope {
+            compress_min_bytes: min_bytes,
+            ..self
+        }
+    }
+
+    /// The header, then `value` in the codec, compressed when that pays. A value over the
+    /// largest is left uncompressed, for the caller to refuse: it could be stored compressed,
+    /// but [`decode`](Self::decode) would refuse to inflate it.
+    pub fn encode<V: Serialize + ?Sized>(&self, value: &V) -> Result<Vec<u8>, CacheError> {
+        let shape = fingerprint::of(value, self.codec.human_readable())
+            .map_err(|e| CacheError::Encode(e.to_string()))?;
+        let mut out = Vec::with_capacity(64);
+        Header {
+            codec: self.codec,
+            flags: 0,
+            shape,
+        }
+        .write(&mut out);
+        self.codec.encode(value, &mut out)?;
+        #[cfg(feature = "compression")]
+        if out.len() <= self.max_value_bytes {
+            return Ok(compress(out, self.compress_min_bytes));
+        }
+        Ok(out)
+    }
+
+    /// Reads a value that [`encode`](Self::encode) wrote, with whichever codec its header names
+    /// ([`decode_value`] with this envelope's largest value).
+    pub fn decode<V: DeserializeOwned + Serialize>(&self, bytes: &[u8]) -> Result<V, DecodeError> {
+        decode_value(bytes, self.max_value_bytes)
+    }
+}
+
+/// Serializes `value` with `codec`, header first, uncompressed, whatever its size.
 pub fn encode_value<V: Serialize + ?Sized>(
     codec: CodecKind,
     value: &V,
 ) -> Result<Vec<u8>, CacheError> {
-    let shape = fingerprint::of(value, codec.human_readable())
-        .map_err(|e| CacheError::Encode(e.to_string()))?;
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&MAGIC);
-    out.push(FORMAT_VERSION);
-    out.push(codec.id());
-    out.push(0);
-    out.extend_from_slice(&shape.to_le_bytes());
-    match codec {
-        CodecKind::Bincode => Bincode::encode(value, &mut out)?,
-        #[cfg(feature = "json")]
-        CodecKind::Json => Json::encode(value, &mut out)?,
-    }
-    Ok(out)
+    Envelope::new(codec, usize::MAX).encode(value)
 }
 
 /// Reads a value written by [`encode_value`], with whichever codec its header names.
@@ -241,101 +356,50 @@ where
     S: for<'de> DeserializeSeed<'de, Value = T>,
     T: Serialize,
 {
-    let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
-        return Err(DecodeError::Foreign);
-    };
-    let [m0, m1, version, codec, flags, shape @ ..] = *header;
-    if [m0, m1] != MAGIC {
-        return Err(DecodeError::Foreign);
-    }
-    if version != FORMAT_VERSION {
-        return Err(DecodeError::Version(version));
-    }
-    if flags & !KNOWN_FLAGS != 0 {
-        return Err(DecodeError::Flags(flags));
-    }
-    let codec = CodecKind::from_id(codec).ok_or(DecodeError::UnknownCodec(codec))?;
-    let payload_len = payload_len(flags, body)?;
+    let (header, payload) = Header::read(bytes)?;
+    let payload_len = header.payload_len(payload)?;
     let size = HEADER_LEN.saturating_add(payload_len);
     if size > limit {
         return Err(DecodeError::TooLarge { size, limit });
     }
+    let codec = header.codec;
     #[cfg(feature = "compression")]
-    let value = if flags & FLAG_LZ4 != 0 {
+    let value = if header.flags & FLAG_LZ4 != 0 {
         let _permit = (payload_len >= BUDGETED_BYTES)
             .then(|| DECOMPRESSING.admit(payload_len, limit.saturating_mul(BUDGET_VALUES)));
-        let plain = decompress(body, payload_len)?;
-        decode_payload(codec, &plain, seed)?
+        let plain = decompress(payload, payload_len)?;
+        codec.decode(&plain, seed)?
     } else {
-        decode_payload(codec, body, seed)?
+        codec.decode(payload, seed)?
     };
     #[cfg(not(feature = "compression"))]
-    let value = decode_payload(codec, body, seed)?;
-    let stored = u64::from_le_bytes(shape);
+    let value = codec.decode(payload, seed)?;
     let decoded = fingerprint::of(&value, codec.human_readable())
         .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-    if decoded != stored {
-        return Err(DecodeError::SchemaMismatch { stored, decoded });
+    if decoded != header.shape {
+        return Err(DecodeError::SchemaMismatch {
+            stored: header.shape,
+            decoded,
+        });
     }
     Ok(value)
 }
 
-/// The size of an encoded value once decompressed (its length when it is not compressed):
-/// what decoding it costs, known before decoding.
+/// The size of an encoded value once decompressed (its length when it is not compressed or not
+/// ours): what decoding it costs, known before decoding.
 pub(crate) fn decoded_len(bytes: &[u8]) -> usize {
-    match bytes.split_at_checked(HEADER_LEN) {
-        Some((header, body)) => {
-            HEADER_LEN.saturating_add(payload_len(header[4], body).unwrap_or(0))
+    match Header::read(bytes) {
+        Ok((header, payload)) => {
+            HEADER_LEN.saturating_add(header.payload_len(payload).unwrap_or(0))
         }
-        None => bytes.len(),
-    }
-}
-
-/// The payload's length once decompressed, as its LZ4 prefix claims when it is compressed.
-fn payload_len(flags: u8, body: &[u8]) -> Result<usize, DecodeError> {
-    #[cfg(feature = "compression")]
-    if flags & FLAG_LZ4 != 0 {
-        return lz4_flex::block::uncompressed_size(body)
-            .map(|(size, _)| size)
-            .map_err(|e| DecodeError::Corrupt(format!("lz4: {e}")));
-    }
-    let _ = flags;
-    Ok(body.len())
-}
-
-/// Reads a whole payload with `codec`; trailing bytes are an error.
-fn decode_payload<S, T>(codec: CodecKind, payload: &[u8], seed: S) -> Result<T, DecodeError>
-where
-    S: for<'de> DeserializeSeed<'de, Value = T>,
-{
-    match codec {
-        CodecKind::Bincode => {
-            let (value, read) = bincode::serde::seed_decode_from_slice(seed, payload, BINCODE)
-                .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-            if read != payload.len() {
-                return Err(DecodeError::Corrupt(format!(
-                    "{} trailing bytes",
-                    payload.len() - read
-                )));
-            }
-            Ok(value)
-        }
-        #[cfg(feature = "json")]
-        CodecKind::Json => {
-            let mut de = serde_json::Deserializer::from_slice(payload);
-            let value = seed
-                .deserialize(&mut de)
-                .and_then(|value| de.end().map(|()| value))
-                .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-            Ok(value)
-        }
+        Err(_) => bytes.len(),
     }
 }
 
 /// LZ4-compresses the payload of an encoded value when it has at least `min_bytes` (0: never)
 /// and compression makes it smaller, and flags the header; otherwise returns it unchanged.
 #[cfg(feature = "compression")]
-pub fn compress(encoded: Vec<u8>, min_bytes: usize) -> Vec<u8> {
+fn compress(encoded: Vec<u8>, min_bytes: usize) -> Vec<u8> {
     let payload = encoded.get(HEADER_LEN..).unwrap_or_default();
     if min_bytes == 0 || payload.len() < min_bytes {
         return encoded;
@@ -346,7 +410,7 @@ pub fn compress(encoded: Vec<u8>, min_bytes: usize) -> Vec<u8> {
     }
     let mut out = Vec::with_capacity(HEADER_LEN + packed.len());
     out.extend_from_slice(&encoded[..HEADER_LEN]);
-    out[4] |= FLAG_LZ4;
+    out[offset::FLAGS] |= FLAG_LZ4;
     out.extend_from_slice(&packed);
     out
 }

@@ -18,7 +18,7 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use crate::codec::CodecKind;
+use crate::codec::{CodecKind, Envelope};
 use crate::registry::KeyCheck;
 
 pub use builder::CacheConfigBuilder;
@@ -237,6 +237,14 @@ impl CacheConfig {
 
     pub(crate) fn tls(&self) -> &TlsFiles {
         &self.tls
+    }
+
+    /// How values are written and read under this configuration.
+    pub(crate) fn envelope(&self) -> Envelope {
+        let envelope = Envelope::new(self.codec, self.max_value_bytes);
+        #[cfg(feature = "compression")]
+        let envelope = envelope.compress_from(self.compress_min_bytes);
+        envelope
     }
 }
 

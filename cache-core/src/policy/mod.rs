@@ -34,7 +34,7 @@ use serde::Serialize;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::runtimes::{PoolSettings, RedisBackend};
 use crate::backend::Backend;
-use crate::codec::{decode_value, decoded_len, encode_value, DecodeError};
+use crate::codec::{decoded_len, DecodeError};
 use crate::config::BackendConfig;
 use crate::runtime::IoRuntime;
 use crate::stats::{Counters, Event};
@@ -272,25 +272,15 @@ impl Policy {
         }
     }
 
-    /// Encodes a value for storing: the codec behind the header, LZ4 when the value is large
-    /// enough (feature `compression`), off the executor's worker when values of its type were
-    /// large before. A value over `CACHE_MAX_VALUE_BYTES` before compression is left
-    /// uncompressed, so that the caller's [`check_size`](Self::check_size) refuses it: it could
-    /// be stored compressed, but [`decode`](Self::decode) would refuse to inflate it.
+    /// Encodes a value for storing ([`Envelope::encode`](crate::codec::Envelope::encode)), off
+    /// the executor's worker when values of its type were large before.
     pub(crate) fn encode<V: Serialize + ?Sized>(&self, value: &V) -> Result<Bytes, CacheError> {
         let config = &self.config;
         let min = config.offload_min_bytes();
         // Which type this is, for the offloading heuristic: one `type_name` string per type.
         let type_key = std::any::type_name::<V>().as_ptr() as u64;
         let bytes = offload::run(min > 0 && offload::was_large(type_key), || {
-            let bytes = encode_value(config.codec(), value)?;
-            #[cfg(feature = "compression")]
-            let bytes = if bytes.len() > config.max_value_bytes() {
-                bytes
-            } else {
-                crate::codec::compress(bytes, config.compress_min_bytes())
-            };
-            Ok::<_, CacheError>(bytes)
+            config.envelope().encode(value)
         })?;
         offload::remember(type_key, min > 0 && bytes.len() >= min);
         Ok(Bytes::from(bytes))
@@ -351,7 +341,7 @@ impl Policy {
         // A value over the limit is refused at once: not worth a thread.
         let len = decoded_len(bytes);
         offload::run(min > 0 && len >= min && len <= limit, || {
-            decode_value(bytes, limit)
+            self.config.envelope().decode(bytes)
         })
     }
 
