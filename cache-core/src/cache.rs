@@ -9,8 +9,9 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::backend::on_store;
 use crate::backend::Backend;
-use crate::policy::{check_pattern, on_store, Cacheable, Policy, Read};
+use crate::policy::{check_pattern, Cacheable, Policy, Read};
 use crate::stats::Event;
 use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
 

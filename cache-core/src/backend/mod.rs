@@ -16,7 +16,70 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::{CacheError, HealthReport};
+use crate::config::BackendConfig;
+use crate::runtime::IoRuntime;
+use crate::{CacheConfig, CacheError, HealthReport};
+use memory::MemoryBackend;
+use runtimes::{PoolSettings, RedisBackend};
+
+/// Where the bytes live.
+pub(crate) enum Store {
+    Redis(RedisBackend),
+    Memory(MemoryBackend),
+}
+
+/// Runs the same call on whichever backend the store is.
+macro_rules! on_store {
+    ($store:expr, |$backend:ident| $call:expr) => {
+        match $store {
+            $crate::backend::Store::Redis($backend) => $call,
+            $crate::backend::Store::Memory($backend) => $call,
+        }
+    };
+}
+pub(crate) use on_store;
+
+/// A backend, connected.
+pub(crate) struct Connected {
+    pub(crate) store: Store,
+    /// The thread the cache's background work runs on (Redis only): the home pool, the replay of
+    /// pending invalidations, the breaker's probes.
+    pub(crate) io: Option<IoRuntime>,
+    /// Whether the first connection came up within the socket timeout: the caller decides
+    /// whether a failed start is fatal (the backend keeps connecting in the background).
+    pub(crate) started: Result<(), CacheError>,
+}
+
+/// Connects the backend `config` names.
+pub(crate) async fn connect(config: &CacheConfig) -> Result<Connected, CacheError> {
+    match config.backend() {
+        BackendConfig::Memory { max_bytes } => Ok(Connected {
+            store: Store::Memory(MemoryBackend::new(*max_bytes)),
+            io: None,
+            started: Ok(()),
+        }),
+        BackendConfig::Redis(url) => {
+            let io = IoRuntime::start()?;
+            let settings = PoolSettings {
+                url: url.clone(),
+                pool_size: config.pool_size(),
+                timeout: config.socket_timeout(),
+                clear_timeout: config.clear_timeout(),
+                tls: config.tls().clone(),
+            };
+            let (backend, started) = io.run(RedisBackend::connect_home(settings)).await??;
+            if started.is_ok() {
+                // The creating runtime's own pool, so that its first call is not slower.
+                backend.here().await?;
+            }
+            Ok(Connected {
+                store: Store::Redis(backend),
+                io: Some(io),
+                started,
+            })
+        }
+    }
+}
 
 /// What every backend does, with Redis' semantics.
 ///

@@ -12,7 +12,8 @@ use std::time::Duration;
 use cache_keys::pattern;
 
 use super::pending::Added;
-use super::{on_store, Policy};
+use super::Policy;
+use crate::backend::on_store;
 use crate::backend::Backend;
 use crate::stats::Event;
 use crate::CacheError;

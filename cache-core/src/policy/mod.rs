@@ -31,9 +31,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::memory::MemoryBackend;
-use crate::backend::runtimes::{PoolSettings, RedisBackend};
-use crate::backend::Backend;
+use crate::backend::{self, on_store, Backend, Connected, Store};
 use crate::codec::{decoded_len, DecodeError};
 use crate::config::BackendConfig;
 use crate::runtime::IoRuntime;
@@ -52,23 +50,6 @@ pub(crate) use read_through::Cacheable;
 const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How many keys with corrupt values are remembered so that each is logged once.
 const CORRUPT_KEYS_REMEMBERED: u64 = 10_000;
-
-/// Where the bytes live.
-pub(crate) enum Store {
-    Redis(RedisBackend),
-    Memory(MemoryBackend),
-}
-
-/// Runs the same call on whichever backend the store is.
-macro_rules! on_store {
-    ($store:expr, |$backend:ident| $call:expr) => {
-        match $store {
-            $crate::policy::Store::Redis($backend) => $call,
-            $crate::policy::Store::Memory($backend) => $call,
-        }
-    };
-}
-pub(crate) use on_store;
 
 /// One cache's policy and state. [`Cache`](crate::Cache) is a handle on an `Arc` of it.
 pub(crate) struct Policy {
@@ -106,39 +87,22 @@ pub(crate) enum Read {
 impl Policy {
     /// Connects the backend `config` names and starts the background task.
     pub(crate) async fn start(config: CacheConfig) -> Result<Arc<Policy>, CacheError> {
-        let (store, io) = if !config.enabled() {
-            (None, None)
-        } else {
-            match config.backend() {
-                BackendConfig::Memory { max_bytes } => {
-                    (Some(Store::Memory(MemoryBackend::new(*max_bytes))), None)
-                }
-                BackendConfig::Redis(url) => {
-                    let io = IoRuntime::start()?;
-                    let settings = PoolSettings {
-                        url: url.clone(),
-                        pool_size: config.pool_size(),
-                        timeout: config.socket_timeout(),
-                        clear_timeout: config.clear_timeout(),
-                        tls: config.tls().clone(),
-                    };
-                    let (backend, started) = io.run(RedisBackend::connect_home(settings)).await??;
-                    if started.is_ok() {
-                        // The creating runtime's own pool, so that its first call is not slower.
-                        backend.here().await?;
-                    }
-                    match started {
-                        Ok(()) => tracing::info!(url = %url, "connected to Redis"),
-                        Err(e) if config.fail_silently() => tracing::warn!(
-                            url = %url,
-                            error = %e,
-                            "Redis is not reachable yet; caching is off until it is (reconnecting in the background)"
-                        ),
-                        Err(e) => return Err(e),
-                    }
-                    (Some(Store::Redis(backend)), Some(io))
+        let (store, io) = if config.enabled() {
+            let Connected { store, io, started } = backend::connect(&config).await?;
+            if let BackendConfig::Redis(url) = config.backend() {
+                match started {
+                    Ok(()) => tracing::info!(url = %url, "connected to Redis"),
+                    Err(e) if config.fail_silently() => tracing::warn!(
+                        url = %url,
+                        error = %e,
+                        "Redis is not reachable yet; caching is off until it is (reconnecting in the background)"
+                    ),
+                    Err(e) => return Err(e),
                 }
             }
+            (Some(store), io)
+        } else {
+            (None, None)
         };
         tracing::debug!(config = %config, "cache created");
         let policy = Arc::new(Policy {

@@ -29,8 +29,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::flight::{Join, Leader};
-use super::{on_store, Policy, Read, Store};
+use super::{Policy, Read};
 use crate::backend::Backend;
+use crate::backend::{on_store, Store};
 use crate::lease;
 use crate::stats::Event;
 use crate::CacheError;
