@@ -1,4 +1,5 @@
-//! The Redis backend on fred's connection pool.
+//! The Redis backend on fred's connection pool: the commands here, `clear_pattern` in
+//! [`clear`], the health report in [`health`].
 //!
 //! Every command fails fast while the pool is disconnected (no queueing behind a dead socket) and
 //! never waits past the socket timeout; the pool reconnects in the background forever, with
@@ -20,26 +21,22 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fred::clients::{Client, Pipeline, Pool, WithOptions};
-use fred::interfaces::{ClusterInterface, EventInterface};
+use fred::interfaces::EventInterface;
 use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, ErrorKind, Expiration, KeysInterface, Options,
     ReconnectPolicy,
 };
 use fred::types::config::ReconnectError;
-use fred::types::scan::{ScanResult, Scanner};
 use fred::types::scripts::Script;
-use fred::types::{CustomCommand, Value};
-use futures_util::StreamExt;
+use fred::types::Value;
 
-use super::cluster;
+mod clear;
+mod health;
+
 use super::in_flight::{self, Expired, InFlight, Ticket};
 use super::Backend;
 use crate::config::{RedisUrl, TlsFiles};
-use crate::{CacheError, HealthReport, NodeHealth};
-
-/// How many keys one SCAN step asks for: large enough to amortize round trips, small enough that
-/// one step never blocks the server for long.
-const SCAN_COUNT: u32 = 1000;
+use crate::{CacheError, HealthReport};
 
 /// GET, or, when the key is empty, SET the lease marker (ARGV[1]) with NX for ARGV[2] ms.
 /// Replies with the value, or nil when the lease was taken.
@@ -438,223 +435,6 @@ impl RedisPool {
         let counts: Vec<u64> = self.run_pipeline(pipeline).await?;
         Ok(counts.into_iter().sum())
     }
-
-    /// One SCAN + UNLINK pass over every primary of a cluster; the number of keys removed.
-    ///
-    /// Each removal is counted by UNLINK's own answer, so a key that SCAN returns twice (SCAN
-    /// may, and a key moving between two nodes may be seen on both) is counted once.
-    async fn clear_pass_cluster(&self, pattern: &str, walk: &mut Walk) -> Result<(), CacheError> {
-        let client = self.pool.next_connected();
-        self.remove_scanned(
-            client.scan_cluster(pattern.to_owned(), Some(SCAN_COUNT), None),
-            walk,
-        )
-        .await
-    }
-
-    /// Walks SCAN pages and removes each page's keys, asking for the next page before removing
-    /// this one so that both travel at once. Counts the keys removed in `walk` as UNLINK counts
-    /// them: a key SCAN repeats, or that another client removed meanwhile, is not counted twice.
-    async fn remove_scanned(
-        &self,
-        pages: impl futures_util::Stream<Item = Result<ScanResult, FredError>>,
-        walk: &mut Walk,
-    ) -> Result<(), CacheError> {
-        let mut pages = std::pin::pin!(pages);
-        loop {
-            if tokio::time::Instant::now() >= walk.deadline {
-                return Err(walk.out_of_time());
-            }
-            let next = tokio::time::Instant::now() + self.timeout;
-            let mut page =
-                match tokio::time::timeout_at(next.min(walk.deadline), pages.next()).await {
-                    Err(_) if tokio::time::Instant::now() >= walk.deadline => {
-                        return Err(walk.out_of_time())
-                    }
-                    Err(_) => return Err(self.timed_out()),
-                    Ok(None) => return Ok(()),
-                    Ok(Some(page)) => page.map_err(|e| self.error(e))?,
-                };
-            let keys = page.take_results().unwrap_or_default();
-            page.next();
-            if keys.is_empty() {
-                continue;
-            }
-            walk.removed += if self.clustered {
-                // One UNLINK per key: the keys of a page may live in many slots.
-                self.unlink_each(&keys).await?
-            } else {
-                let client = self.client();
-                client.send(self, |c| c.unlink::<u64, _>(keys)).await?
-            };
-        }
-    }
-
-    /// What each primary says about the cluster's layout (`CLUSTER NODES`, without the parts
-    /// that change on their own), and whether any slot is migrating.
-    async fn cluster_layout(&self) -> Result<cluster::Layout, CacheError> {
-        let primaries = self
-            .pool
-            .cached_cluster_state()
-            .map(|state| state.unique_primary_nodes())
-            .unwrap_or_default();
-        let mut layout = cluster::Layout::default();
-        for server in primaries {
-            let options = Options {
-                cluster_node: Some(server.clone()),
-                ..self.client().options().clone()
-            };
-            let text: String = self
-                .bounded(
-                    self.pool
-                        .next_connected()
-                        .with_options(&options)
-                        .cluster_nodes(),
-                )
-                .await?;
-            layout.add(&server.to_string(), &text);
-        }
-        Ok(layout)
-    }
-
-    /// `clear_pattern` on a cluster: SCAN every primary and UNLINK what matches, again when the
-    /// layout changed or a slot was migrating during the pass.
-    ///
-    /// Keys only move one way while a slot migrates (source to target), so a key missed by one
-    /// pass (it moved from a node not scanned yet to one already scanned) is found by the next,
-    /// unless it moves again meanwhile.
-    async fn clear_pattern_cluster(
-        &self,
-        pattern: &str,
-        walk: &mut Walk,
-    ) -> Result<(), CacheError> {
-        for _ in 0..cluster::MAX_CLEAR_PASSES {
-            let before = self.cluster_layout().await?;
-            self.clear_pass_cluster(pattern, walk).await?;
-            let after = self.cluster_layout().await?;
-            if before == after && !after.migrating() {
-                break;
-            }
-            tracing::debug!(
-                pattern,
-                "cluster layout moved during clear_pattern; scanning again"
-            );
-        }
-        Ok(())
-    }
-
-    /// The health of one primary reached through `options` (which name the node, or none).
-    async fn node_health(&self, address: String, options: &Options) -> NodeHealth {
-        let started = Instant::now();
-        let client = self.pool.next_connected().with_options(options);
-        let pong: Result<String, _> = self.bounded(client.ping(None)).await;
-        let mut node = NodeHealth::new(address, "primary", pong.is_ok());
-        node.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        if let Err(e) = pong {
-            node.error = Some(e.to_string());
-            return node;
-        }
-        match self.bounded(client.info::<String>(None)).await {
-            Ok(info) => node.with_info(&info),
-            Err(e) => {
-                node.error = Some(format!("INFO failed: {e}"));
-                node
-            }
-        }
-    }
-
-    /// Health of a cluster: every primary asked in turn, replicas as the cluster sees them, and
-    /// healthy only when every primary answers and `CLUSTER INFO` says all 16384 slots are
-    /// served.
-    async fn cluster_health(&self) -> HealthReport {
-        let started = Instant::now();
-        let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
-        let info: String = match self.bounded(self.client().cluster_info()).await {
-            Ok(info) => info,
-            Err(e) => return HealthReport::failed("redis", elapsed_ms(), e.to_string()),
-        };
-        let nodes_text: String = match self.bounded(self.client().cluster_nodes()).await {
-            Ok(text) => text,
-            Err(e) => return HealthReport::failed("redis", elapsed_ms(), e.to_string()),
-        };
-        let seen = cluster::parse_nodes(&nodes_text);
-        let primaries = self
-            .pool
-            .cached_cluster_state()
-            .map(|state| state.unique_primary_nodes())
-            .unwrap_or_default();
-        let checks = primaries.iter().map(|server| {
-            let options = Options {
-                cluster_node: Some(server.clone()),
-                ..self.client().options().clone()
-            };
-            async move { self.node_health(server.to_string(), &options).await }
-        });
-        let mut nodes = futures_util::future::join_all(checks).await;
-        for node in &mut nodes {
-            if let Some(seen) = seen.iter().find(|n| n.address == node.address) {
-                node.slots = Some(seen.slots);
-            }
-        }
-        for replica in seen.iter().filter(|n| !n.primary) {
-            let mut node = NodeHealth::new(replica.address.clone(), "replica", replica.ok);
-            if !replica.ok {
-                node.error = Some(format!("the cluster sees it as {}", replica.flags));
-            }
-            nodes.push(node);
-        }
-        for down in seen.iter().filter(|n| n.primary && !n.ok) {
-            if !nodes.iter().any(|n| n.address == down.address) {
-                let mut node = NodeHealth::new(down.address.clone(), "primary", false);
-                node.error = Some(format!("the cluster sees it as {}", down.flags));
-                nodes.push(node);
-            }
-        }
-        let state = cluster::parse_info(&info);
-        let mut problems: Vec<String> = Vec::new();
-        if !state.ok() {
-            problems.push(format!(
-                "cluster_state:{}, {} of 16384 slots served",
-                state.state, state.slots_ok
-            ));
-        }
-        // Nodes that serve no slot (a failed primary already replaced, a replica) are reported
-        // but do not make the cache unhealthy: every slot is still served.
-        for node in nodes
-            .iter()
-            .filter(|n| !n.healthy && n.latency_ms.is_some())
-        {
-            problems.push(format!(
-                "{} {}: {}",
-                node.role,
-                node.address,
-                node.error.as_deref().unwrap_or("unhealthy")
-            ));
-        }
-        let asked: Vec<&NodeHealth> = nodes.iter().filter(|n| n.latency_ms.is_some()).collect();
-        let mut report = HealthReport::up(
-            "redis",
-            asked
-                .iter()
-                .filter_map(|n| n.latency_ms)
-                .fold(0.0, f64::max),
-        );
-        report.healthy = problems.is_empty();
-        report.error = (!problems.is_empty()).then(|| problems.join("; "));
-        let mut versions: Vec<&str> = asked.iter().filter_map(|n| n.version.as_deref()).collect();
-        versions.sort_unstable();
-        versions.dedup();
-        report.version = (!versions.is_empty()).then(|| versions.join(", "));
-        report.used_memory = asked
-            .iter()
-            .map(|n| n.used_memory.as_deref())
-            .collect::<Option<Vec<&str>>>()
-            .and_then(|all| cluster::sum_human_bytes(&all));
-        report.connected_clients = asked.iter().map(|n| n.connected_clients).sum();
-        report.uptime_seconds = asked.iter().filter_map(|n| n.uptime_seconds).min();
-        report.nodes = nodes;
-        report
-    }
 }
 
 /// Replaces the connections of `pool` in the background, failing the commands in flight on them
@@ -665,26 +445,6 @@ fn replace_connections(pool: &Pool) {
         drop(runtime.spawn(async move {
             let _ = pool.force_reconnection().await;
         }));
-    }
-}
-
-/// The progress of one `clear_pattern` against its total deadline.
-struct Walk {
-    removed: u64,
-    deadline: tokio::time::Instant,
-    limit: Duration,
-}
-
-impl Walk {
-    /// The error for a walk that ran out of time.
-    fn out_of_time(&self) -> CacheError {
-        CacheError::Incomplete {
-            removed: self.removed,
-            reason: format!(
-                "CACHE_CLEAR_TIMEOUT ({:?}) reached before the keyspace was walked",
-                self.limit
-            ),
-        }
     }
 }
 
@@ -823,53 +583,11 @@ impl Backend for RedisPool {
     }
 
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
-        if !self.pool.clients().iter().any(|c| c.is_connected()) {
-            return Err(CacheError::Connection(
-                "not connected (reconnecting in the background)".to_owned(),
-            ));
-        }
-        let mut walk = Walk {
-            removed: 0,
-            deadline: tokio::time::Instant::now() + self.clear_timeout,
-            limit: self.clear_timeout,
-        };
-        let result = if self.clustered {
-            self.clear_pattern_cluster(pattern, &mut walk).await
-        } else {
-            let client = self.pool.next_connected();
-            let pages = client.scan(pattern.to_owned(), Some(SCAN_COUNT), None);
-            self.remove_scanned(pages, &mut walk).await
-        };
-        match result {
-            Ok(()) => Ok(walk.removed),
-            Err(error @ CacheError::Incomplete { .. }) => Err(error),
-            // Part of the work is done: say how much, whatever stopped the rest.
-            Err(error) if walk.removed > 0 => Err(CacheError::Incomplete {
-                removed: walk.removed,
-                reason: error.to_string(),
-            }),
-            Err(error) => Err(error),
-        }
+        self.clear(pattern).await
     }
 
     async fn health(&self) -> HealthReport {
-        // One socket timeout for the whole check, however many commands and nodes it asks.
-        let started = Instant::now();
-        let check = async {
-            if self.clustered {
-                self.cluster_health().await
-            } else {
-                self.standalone_health().await
-            }
-        };
-        match tokio::time::timeout(self.timeout, check).await {
-            Ok(report) => report,
-            Err(_) => HealthReport::failed(
-                "redis",
-                started.elapsed().as_secs_f64() * 1000.0,
-                self.timed_out().to_string(),
-            ),
-        }
+        self.check_health().await
     }
 }
 
@@ -883,46 +601,5 @@ impl RedisPool {
     pub(crate) async fn ping(&self) -> Result<(), CacheError> {
         let _: String = self.bounded(self.client().ping(None)).await?;
         Ok(())
-    }
-
-    /// Health of one server (standalone, or the primary of a sentinel group).
-    async fn standalone_health(&self) -> HealthReport {
-        let started = Instant::now();
-        let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
-        let pong: Result<String, _> = self.bounded(self.client().ping(None)).await;
-        if let Err(e) = pong {
-            return HealthReport::failed("redis", elapsed_ms(), e.to_string());
-        }
-        let report = HealthReport::up("redis", elapsed_ms());
-        // The server that answered, as it sees the connection (`laddr` of CLIENT INFO): exact
-        // after a sentinel failover, when the pool's own record of its connections may be empty.
-        let client_info = CustomCommand::new_static("CLIENT", None::<u16>, false);
-        let address = self
-            .bounded(
-                self.client()
-                    .custom::<String, &str>(client_info, vec!["INFO"]),
-            )
-            .await
-            .ok()
-            .and_then(|text| {
-                text.split_whitespace()
-                    .find_map(|field| field.strip_prefix("laddr="))
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
-        match self.bounded(self.client().info::<String>(None)).await {
-            Ok(info) => {
-                let mut node = NodeHealth::new(address, "primary", true).with_info(&info);
-                node.latency_ms = Some(report.latency_ms);
-                HealthReport {
-                    nodes: vec![node],
-                    ..report.with_info(&info)
-                }
-            }
-            Err(e) => HealthReport {
-                error: Some(format!("INFO failed: {e}")),
-                ..report
-            },
-        }
     }
 }
