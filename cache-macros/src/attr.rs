@@ -2,7 +2,8 @@
 //!
 //! Both attributes take a comma-separated list. Each option is `name`, `name = <expr>` or
 //! `name(<tokens>)`; keywords (`crate`) are accepted as names. `#[invalidate_cache]` also takes
-//! string patterns and calls naming a cached function (`get_user(id)`), in any order. Only the *shape* is parsed here; `valid.rs` decides what each name and value mean, so
+//! string patterns and calls naming a cached function (`get_user(id)`), in any order. Only the
+//! *shape* is parsed here; `valid/` decides what each name and value mean, so
 //! every mistake in meaning is reported together with the others.
 
 use proc_macro2::TokenStream;

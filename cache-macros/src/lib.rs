@@ -2,7 +2,7 @@
 //!
 //! Use them through `cache_core` (`use cache_core::{cached, invalidate_cache};`), which re-exports
 //! them and pins this crate's exact version. Each attribute is parsed (`attr.rs`), validated into a
-//! plain config with every mistake reported at once (`valid.rs`), and expanded (`expand.rs`) into
+//! plain config with every mistake reported at once (`valid/`), and expanded (`expand.rs`) into
 //! calls to `cache_core::__private`, so the runtime can change without touching the expansion.
 //! The guide's chapter on the macros (`docs/src/macros.md`) shows a full expansion.
 #![deny(missing_docs)]
