@@ -329,20 +329,30 @@ where
     }
 }
 
+/// The settings of one `#[cached]` function, as its attribute gives them.
+#[derive(Debug)]
+pub struct Cached<R> {
+    /// `ttl`; `None`: the cache's default TTL.
+    pub ttl: Option<Duration>,
+    /// `none_ttl`: how long a `None` is cached; `None`: it is not.
+    pub none_ttl: Option<Duration>,
+    /// What a cache error becomes when failing loudly.
+    pub route: Route<R>,
+}
+
 /// The body of a `#[cached]` function: [`Cache::get_or_compute`]'s read-through, with the
 /// return mode `M` deciding what is stored.
-pub async fn cached<M, R, F>(
-    key: String,
-    ttl: Option<Duration>,
-    none_ttl: Option<Duration>,
-    route: Route<R>,
-    body: F,
-) -> R
+pub async fn cached<M, R, F>(key: String, settings: Cached<R>, body: F) -> R
 where
     M: CacheMode<R>,
     M::Stored: Serialize + DeserializeOwned,
     F: Future<Output = R>,
 {
+    let Cached {
+        ttl,
+        none_ttl,
+        route,
+    } = settings;
     let cache = match global_cache().await {
         Ok(cache) => cache,
         // No cache (bad configuration, or Redis down at startup when failing loudly).
@@ -362,12 +372,22 @@ where
     cache.policy().read_through(&key, &plan, body).await
 }
 
+/// The settings of one `#[invalidate_cache]` function, as its attribute gives them.
+#[derive(Debug)]
+pub struct Invalidate<R> {
+    /// `allow_all`: a pattern may match every key.
+    pub allow_all: bool,
+    /// What a cache error becomes when failing loudly.
+    pub route: Route<R>,
+}
+
 /// After a `#[invalidate_cache]` function's body: delete what the patterns match if it
 /// succeeded. A pattern without glob syntax is one key, deleted directly (one `UNLINK`).
-pub async fn invalidate<M, R>(ret: R, patterns: &[String], allow_all: bool, route: Route<R>) -> R
+pub async fn invalidate<M, R>(ret: R, patterns: &[String], settings: Invalidate<R>) -> R
 where
     M: Success<R>,
 {
+    let Invalidate { allow_all, route } = settings;
     if !M::succeeded(&ret) {
         return ret;
     }

@@ -270,7 +270,9 @@ fn register_key_space(config: &CachedConfig) -> TokenStream {
 //             __cache_k.finish()
 //         };
 //         ::cache_core::__private::cached::<::cache_core::__private::OptionMode, _, _>(
-//             __cache_key, Some(600 s), None, <error route>, async move { body },
+//             __cache_key,
+//             ::cache_core::__private::Cached { ttl: Some(600 s), none_ttl: None, route: <error route> },
+//             async move { body },
 //         ).await
 //     }
 //     <key functions: see `key_functions`>
@@ -303,7 +305,11 @@ fn gen_cached(config: &CachedConfig, func: &ItemFn) -> TokenStream {
     // The whole call, parentheses and `.await` included, so that no part of the bound check
     // falls back to the attribute's span.
     let call = quote_spanned! {info.ret_span=>
-        #call(#key_var, #ttl, #none_ttl, #route, #body).await
+        #call(
+            #key_var,
+            #krate::__private::Cached { ttl: #ttl, none_ttl: #none_ttl, route: #route },
+            #body,
+        ).await
     };
     let key_functions = key_functions(config, func);
 
@@ -472,7 +478,8 @@ fn key_functions(config: &CachedConfig, func: &ItemFn) -> TokenStream {
 //         ];
 //         let __cache_ret = async move { body }.await;
 //         ::cache_core::__private::invalidate::<::cache_core::__private::ResultMode, _>(
-//             __cache_ret, &__cache_patterns, <error route>,
+//             __cache_ret, &__cache_patterns,
+//             ::cache_core::__private::Invalidate { allow_all: false, route: <error route> },
 //         ).await
 //     }
 fn gen_invalidate(config: &InvalidateConfig, func: &ItemFn) -> TokenStream {
@@ -546,7 +553,11 @@ fn gen_invalidate(config: &InvalidateConfig, func: &ItemFn) -> TokenStream {
             let #patterns_var: [#krate::__private::String; #count] =
                 [#(#pattern_exprs,)* #(#target_exprs,)*];
             let #ret_var = #body.await;
-            #krate::__private::invalidate::<#mode, _>(#ret_var, &#patterns_var, #allow_all, #route).await
+            #krate::__private::invalidate::<#mode, _>(
+                #ret_var,
+                &#patterns_var,
+                #krate::__private::Invalidate { allow_all: #allow_all, route: #route },
+            ).await
         }
     }
 }
