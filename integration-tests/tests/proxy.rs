@@ -400,16 +400,16 @@ async fn works_from_a_current_thread_runtime() {
     );
 }
 
+#[tokio::main(worker_threads = 1)]
+async fn start_on_a_runtime_of_its_own(port: u16) -> FaultProxy {
+    FaultProxy::start(port)
+}
+
 #[test]
 fn outlives_the_runtime_it_was_started_from() {
     let server = RedisServer::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let proxy = runtime.block_on(async { FaultProxy::start(server.port()) });
-    drop(runtime);
+    // The runtime that started it is gone when this returns.
+    let proxy = start_on_a_runtime_of_its_own(server.port());
     assert_eq!(
         command_at(proxy.port(), &["PING"]).unwrap(),
         Reply::Status("PONG".into())

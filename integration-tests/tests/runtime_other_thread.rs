@@ -19,6 +19,20 @@ async fn thread_value(n: u64) -> u64 {
     n + 1000
 }
 
+/// The other thread's command: creates the process-wide cache, caches a value and stores one
+/// directly.
+#[tokio::main(flavor = "current_thread")]
+async fn first_use_on_a_runtime_of_its_own() {
+    let cache = cache_core::get_cache().await.unwrap();
+    assert_eq!(thread_value(1).await, 1001);
+    assert_eq!(thread_value(1).await, 1001);
+    assert_eq!(RUNS.load(SeqCst), 1, "{:?}", cache.stats());
+    cache
+        .set("other:direct", &42u64, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+}
+
 /// A runtime on another std::thread creates and uses the cache, then is dropped; the test's
 /// runtime then gets hits on what it stored, caches a new key, invalidates by pattern and sees a
 /// healthy report.
@@ -28,25 +42,11 @@ async fn a_dropped_runtime_on_another_thread_does_not_break_the_cache() {
     std::env::set_var("REDIS_URL", server.url());
     std::env::set_var("REDIS_SOCKET_TIMEOUT", "1");
 
-    std::thread::spawn(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let cache = cache_core::get_cache().await.unwrap();
-            assert_eq!(thread_value(1).await, 1001);
-            assert_eq!(thread_value(1).await, 1001);
-            assert_eq!(RUNS.load(SeqCst), 1, "{:?}", cache.stats());
-            cache
-                .set("other:direct", &42u64, Some(Duration::from_secs(60)))
-                .await
-                .unwrap();
-        });
-        drop(runtime);
-    })
-    .join()
-    .expect("the other thread's part passed");
+    // A thread that runs a command on a runtime of its own, as a CLI command or a background
+    // job does; the runtime is dropped when the command returns.
+    std::thread::spawn(first_use_on_a_runtime_of_its_own)
+        .join()
+        .expect("the other thread's part passed");
 
     let cache = cache_core::get_cache().await.unwrap();
     assert_eq!(thread_value(1).await, 1001);
