@@ -51,8 +51,8 @@ struct Connection {
 /// threads do not contend for neighbouring slots.
 #[repr(align(64))]
 struct Slot {
-    /// The command's start, in microseconds after `origin` plus one so that no start is
-    /// [`FREE`]; or [`FREE`], or [`EXPIRED`].
+    /// The command's start, in microseconds after `origin` (at least 1, so that no start is
+    /// [`FREE`]); or [`FREE`], or [`EXPIRED`].
     stamp: AtomicU64,
     /// Wakes the command when the watchdog expires it.
     waker: AtomicWaker,
@@ -138,12 +138,11 @@ impl InFlight {
         expired
     }
 
-    /// Now as a stamp.
+    /// Now as a stamp: never [`FREE`] nor [`EXPIRED`].
     fn now(&self) -> u64 {
         u64::try_from(self.origin.elapsed().as_micros())
-            .unwrap_or(u64::MAX - 1)
-            .saturating_add(1)
-            .min(EXPIRED - 1)
+            .unwrap_or(u64::MAX)
+            .clamp(FREE + 1, EXPIRED - 1)
     }
 }
 
