@@ -242,23 +242,15 @@ impl RedisCluster {
     /// Starts moving `slots` slots from the primary on `from_port` to the one on `to_port` with
     /// `redis-cli --cluster reshard`, in the background; wait on the returned child.
     pub fn reshard(&self, from_port: u16, to_port: u16, slots: u32) -> Child {
-        let nodes = self.nodes();
-        let id = |port: u16| {
-            nodes
-                .iter()
-                .find(|n| n.port == port)
-                .map(|n| n.id.clone())
-                .unwrap_or_else(|| panic!("no node on {port}"))
-        };
         Command::new("redis-cli")
             .args([
                 "--cluster",
                 "reshard",
                 &format!("127.0.0.1:{from_port}"),
                 "--cluster-from",
-                &id(from_port),
+                &self.id_of(from_port),
                 "--cluster-to",
-                &id(to_port),
+                &self.id_of(to_port),
                 "--cluster-slots",
                 &slots.to_string(),
                 "--cluster-yes",
@@ -270,6 +262,89 @@ impl RedisCluster {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run redis-cli --cluster reshard")
+    }
+
+    /// Leaves `slot` half-moved from the primary on `from_port` to the one on `to_port`: the slot
+    /// is marked MIGRATING on the source and IMPORTING on the destination, and only `keys` (which
+    /// must hash to `slot`) are moved. Until [`RedisCluster::finish_migration`], a command for a
+    /// key of the slot gets an ASK redirection from the source whenever the key is not there.
+    pub fn start_migration(&self, slot: u16, from_port: u16, to_port: u16, keys: &[&str]) {
+        let (from_id, to_id) = (self.id_of(from_port), self.id_of(to_port));
+        let slot = slot.to_string();
+        let ok = Reply::Status("OK".into());
+        let importing = ["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id];
+        assert_eq!(self.command_on(to_port, &importing), ok);
+        let migrating = ["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id];
+        assert_eq!(self.command_on(from_port, &migrating), ok);
+        for key in keys {
+            self.migrate_key(key, from_port, to_port);
+        }
+    }
+
+    /// Moves what is left of `slot` to the primary on `to_port` and gives it the slot, on every
+    /// primary (the end of `redis-cli --cluster reshard`'s work for one slot).
+    pub fn finish_migration(&self, slot: u16, from_port: u16, to_port: u16) {
+        let slot_text = slot.to_string();
+        loop {
+            let left = self.command_on(from_port, &["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"]);
+            let Reply::Array(Some(keys)) = left else {
+                panic!("GETKEYSINSLOT {slot} on {from_port}: {left:?}");
+            };
+            if keys.is_empty() {
+                break;
+            }
+            for key in &keys {
+                self.migrate_key(&reply_text(key), from_port, to_port);
+            }
+        }
+        let to_id = self.id_of(to_port);
+        let owner = ["CLUSTER", "SETSLOT", &slot_text, "NODE", &to_id];
+        // The destination first, then the source, as redis-cli does; then the other primaries.
+        let mut order = vec![to_port, from_port];
+        order.extend(
+            self.nodes()
+                .iter()
+                .filter(|n| n.primary && n.port != to_port && n.port != from_port)
+                .map(|n| n.port),
+        );
+        for port in order {
+            assert_eq!(self.command_on(port, &owner), Reply::Status("OK".into()));
+        }
+    }
+
+    /// Waits until `redis-cli --cluster check` finds nothing to warn about: every node agrees on
+    /// who serves each slot (replicas learn a new owner by gossip) and no slot is half-moved.
+    /// `redis-cli --cluster reshard` refuses to start before that.
+    pub fn wait_agreed(&self, limit: Duration) -> bool {
+        let port = self.live_ports()[0];
+        wait_until(limit, || {
+            Command::new("redis-cli")
+                .args(["--cluster", "check", &format!("127.0.0.1:{port}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .output()
+                .is_ok_and(|out| {
+                    out.status.success()
+                        && !String::from_utf8_lossy(&out.stdout).contains("[WARNING]")
+                })
+        })
+    }
+
+    fn migrate_key(&self, key: &str, from_port: u16, to_port: u16) {
+        let to = to_port.to_string();
+        let reply = self.command_on(from_port, &["MIGRATE", "127.0.0.1", &to, key, "0", "5000"]);
+        assert!(
+            matches!(&reply, Reply::Status(s) if s == "OK" || s == "NOKEY"),
+            "MIGRATE {key} from {from_port} to {to_port}: {reply:?}"
+        );
+    }
+
+    fn id_of(&self, port: u16) -> String {
+        self.nodes()
+            .into_iter()
+            .find(|n| n.port == port)
+            .map(|n| n.id)
+            .unwrap_or_else(|| panic!("no node on {port}: {}", self.describe()))
     }
 
     /// A one-line summary of the nodes, for failure messages.

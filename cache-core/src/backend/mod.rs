@@ -4,7 +4,6 @@
 //! the cache); [`memory::MemoryBackend`] keeps values in this process (the quickstart's embedded
 //! default, and the reference the behaviour suite holds Redis to).
 
-pub(crate) mod cluster;
 pub(crate) mod in_flight;
 pub(crate) mod memory;
 pub(crate) mod redis;

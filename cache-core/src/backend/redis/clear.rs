@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use fred::interfaces::ClusterInterface;
-use fred::prelude::{ClientLike, Error as FredError, KeysInterface, Options};
+use fred::prelude::{ClientLike, Error as FredError, Options};
 use fred::types::scan::{ScanResult, Scanner};
 use futures_util::StreamExt;
 
-use super::super::cluster;
+use super::cluster;
+use super::topology::Topology;
 use super::RedisPool;
 use crate::CacheError;
 
@@ -30,12 +31,13 @@ impl RedisPool {
             deadline: tokio::time::Instant::now() + self.clear_timeout,
             limit: self.clear_timeout,
         };
-        let result = if self.clustered {
-            self.clear_pattern_cluster(pattern, &mut walk).await
-        } else {
-            let client = self.pool.next_connected();
-            let pages = client.scan(pattern.to_owned(), Some(SCAN_COUNT), None);
-            self.remove_scanned(pages, &mut walk).await
+        let result = match self.topology {
+            Topology::Standalone | Topology::Sentinel => {
+                let client = self.pool.next_connected();
+                let pages = client.scan(pattern.to_owned(), Some(SCAN_COUNT), None);
+                self.remove_scanned(pages, &mut walk).await
+            }
+            Topology::Cluster => self.clear_pattern_cluster(pattern, &mut walk).await,
         };
         match result {
             Ok(()) => Ok(walk.removed),
@@ -90,13 +92,7 @@ impl RedisPool {
             if keys.is_empty() {
                 continue;
             }
-            walk.removed += if self.clustered {
-                // One UNLINK per key: the keys of a page may live in many slots.
-                self.unlink_each(&keys).await?
-            } else {
-                let client = self.client();
-                client.send(self, |c| c.unlink::<u64, _>(keys)).await?
-            };
+            walk.removed += self.unlink(&keys).await?;
         }
     }
 

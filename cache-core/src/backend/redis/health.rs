@@ -7,7 +7,8 @@ use fred::interfaces::ClusterInterface;
 use fred::prelude::{ClientLike, Options};
 use fred::types::CustomCommand;
 
-use super::super::cluster;
+use super::cluster;
+use super::topology::Topology;
 use super::RedisPool;
 use crate::{HealthReport, NodeHealth};
 
@@ -17,10 +18,9 @@ impl RedisPool {
         // One socket timeout for the whole check, however many commands and nodes it asks.
         let started = Instant::now();
         let check = async {
-            if self.clustered {
-                self.cluster_health().await
-            } else {
-                self.standalone_health().await
+            match self.topology {
+                Topology::Standalone | Topology::Sentinel => self.standalone_health().await,
+                Topology::Cluster => self.cluster_health().await,
             }
         };
         match tokio::time::timeout(self.timeout, check).await {

@@ -5,16 +5,8 @@
 //! never waits past the socket timeout; the pool reconnects in the background forever, with
 //! exponential backoff, so a cache created while Redis is down starts working when it comes up.
 //!
-//! The same code serves the three deployments a `REDIS_URL` can name:
-//! - one server (`redis://`);
-//! - a sentinel group (`redis-sentinel://`): fred asks the sentinels for the primary on every
-//!   (re)connection, so a failover is followed by reconnecting, and a `READONLY` reply from a
-//!   primary demoted in place also triggers a reconnect (`custom-reconnect-errors`);
-//! - a cluster (`redis-cluster://`): fred routes each command by its key's hash slot and follows
-//!   `MOVED`/`ASK`, but sends a multi-key command whole to the first key's node, where keys of
-//!   other slots fail with `CROSSSLOT`. So on a cluster every multi-key operation is a pipeline of
-//!   one command per key (one round trip per node, and no `TRYAGAIN` while a slot migrates), and
-//!   `clear_pattern` scans every primary ([`cluster`](super::cluster) has the details).
+//! The same code serves the three deployments a `REDIS_URL` can name; [`topology`] says what
+//! differs between them, and [`cluster`] reads a cluster's own description of itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,12 +23,15 @@ use fred::types::scripts::Script;
 use fred::types::Value;
 
 mod clear;
+mod cluster;
 mod health;
+mod topology;
 
 use super::in_flight::{self, Expired, InFlight, Ticket};
 use super::Backend;
 use crate::config::{RedisUrl, TlsFiles};
 use crate::{CacheError, HealthReport};
+use topology::Topology;
 
 /// GET, or, when the key is empty, SET the lease marker (ARGV[1]) with NX for ARGV[2] ms.
 /// Replies with the value, or nil when the lease was taken.
@@ -120,8 +115,8 @@ pub(crate) struct RedisPool {
     timeout: Duration,
     /// The most one `clear_pattern` may take in all.
     clear_timeout: Duration,
-    /// A cluster: multi-key commands are split per key, SCAN runs on every primary.
-    clustered: bool,
+    /// Single server, sentinel group or cluster.
+    topology: Topology,
     /// Reads go to replicas (cluster only, feature `replicas`).
     #[cfg_attr(not(feature = "replicas"), allow(dead_code))]
     replica_reads: bool,
@@ -132,7 +127,7 @@ impl std::fmt::Debug for RedisPool {
         f.debug_struct("RedisPool")
             .field("connections", &self.pool.size())
             .field("timeout", &self.timeout)
-            .field("clustered", &self.clustered)
+            .field("topology", &self.topology)
             .field("replica_reads", &self.replica_reads)
             .finish()
     }
@@ -170,12 +165,8 @@ impl RedisPool {
                 crate::config::read_from_replicas(&u)
                     .map_err(|e| CacheError::Connection(format!("{url}: {e}")))
             })?;
-        let clustered = config.server.is_clustered();
-        // One attempt: a failed command is not resent behind a dead socket. On a cluster, fred
-        // counts the `ASKING` it sends to follow an `ASK` redirection (a key of a slot being
-        // migrated) against the same budget, and with one attempt every command on a migrating
-        // slot would fail; the socket timeout still bounds the whole call.
-        let attempts = if clustered { 3 } else { 1 };
+        let topology = Topology::of(&config.server);
+        let attempts = topology.command_attempts();
         // Start even when Redis is down; the reconnect policy keeps trying in the background.
         config.fail_fast = false;
         let pool = Builder::from_config(config)
@@ -187,6 +178,7 @@ impl RedisPool {
                 c.connection_timeout = timeout;
                 c.internal_command_timeout = timeout;
                 c.max_command_attempts = attempts;
+                c.max_redirections = topology::MAX_REDIRECTIONS;
                 // A primary demoted in place (failover without dropping connections) answers
                 // writes with READONLY; a cluster mid-failover answers CLUSTERDOWN. Both mean
                 // "reconnect and ask the sentinels / the cluster again", not "give up".
@@ -252,7 +244,7 @@ impl RedisPool {
             last_replaced_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
             timeout,
             clear_timeout,
-            clustered,
+            topology,
             replica_reads,
         };
         let first_error = async {
@@ -334,6 +326,11 @@ impl RedisPool {
         match e.kind() {
             ErrorKind::Timeout => self.timed_out(),
             ErrorKind::Auth => CacheError::Auth(details.to_owned()),
+            // A key of a slot being migrated, which fred fails to follow (see
+            // `topology::MAX_REDIRECTIONS`): the cluster answered; only this command failed.
+            ErrorKind::Routing if details.starts_with("Too many redirections") => {
+                CacheError::Redis(format!("{details} (a slot being migrated)"))
+            }
             ErrorKind::Canceled | ErrorKind::IO | ErrorKind::Routing | ErrorKind::Backpressure => {
                 CacheError::Connection(if details.is_empty() || details == "Canceled." {
                     "not connected (reconnecting in the background)".to_owned()
@@ -419,21 +416,30 @@ impl RedisPool {
         self.run_pipeline(pipeline).await
     }
 
-    /// UNLINK of each key, one command per key (a cluster; or keys of one SCAN page, which may
-    /// hold many slots); the number that existed.
-    async fn unlink_each<K: Into<fred::types::Key> + Clone + Send>(
+    /// UNLINK of `keys`; the number that existed. One command on a single server; on a cluster,
+    /// where the keys may hash to many slots, a pipeline of one command per key.
+    async fn unlink<K: Into<fred::types::Key> + Clone + Send>(
         &self,
         keys: &[K],
     ) -> Result<u64, CacheError> {
-        let pipeline = self.pipeline();
-        for key in keys {
-            let _: () = pipeline
-                .unlink(key.clone())
-                .await
-                .map_err(|e| self.error(e))?;
+        match self.topology {
+            Topology::Standalone | Topology::Sentinel => {
+                let keys: Vec<fred::types::Key> = keys.iter().cloned().map(Into::into).collect();
+                let client = self.client();
+                client.send(self, |c| c.unlink(keys)).await
+            }
+            Topology::Cluster => {
+                let pipeline = self.pipeline();
+                for key in keys {
+                    let _: () = pipeline
+                        .unlink(key.clone())
+                        .await
+                        .map_err(|e| self.error(e))?;
+                }
+                let counts: Vec<u64> = self.run_pipeline(pipeline).await?;
+                Ok(counts.into_iter().sum())
+            }
         }
-        let counts: Vec<u64> = self.run_pipeline(pipeline).await?;
-        Ok(counts.into_iter().sum())
     }
 }
 
@@ -479,12 +485,14 @@ impl Backend for RedisPool {
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
-        if self.clustered {
-            return self.get_each(keys).await;
+        match self.topology {
+            Topology::Cluster => self.get_each(keys).await,
+            Topology::Standalone | Topology::Sentinel => {
+                let keys: Vec<&str> = keys.to_vec();
+                let client = self.client();
+                client.send(self, |c| c.mget(keys)).await
+            }
         }
-        let keys: Vec<&str> = keys.to_vec();
-        let client = self.client();
-        client.send(self, |c| c.mget(keys)).await
     }
 
     async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> Result<(), CacheError> {
@@ -502,12 +510,7 @@ impl Backend for RedisPool {
     }
 
     async fn delete(&self, keys: &[&str]) -> Result<u64, CacheError> {
-        if self.clustered {
-            return self.unlink_each(keys).await;
-        }
-        let keys: Vec<&str> = keys.to_vec();
-        let client = self.client();
-        client.send(self, |c| c.unlink(keys)).await
+        self.unlink(keys).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
