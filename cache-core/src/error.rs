@@ -3,7 +3,8 @@
 
 /// A configuration value that is missing its expected form.
 ///
-/// `Display` reads like `REDIS_PORT: expected a port number from 1 to 65535, got "http"`. The
+/// `Display` reads like `REDIS_PORT: expected a port number from 1 to 65535 (or unset: `6379`),
+/// got "http"` (the default is said for environment variables). The
 /// offending value is left out when it may hold a secret: always for `REDIS_URL`, `REDIS_HOST`,
 /// `REDIS_USERNAME`, `REDIS_PASSWORD`, a `.env` line and TLS files, and for any other variable
 /// when the value contains `@` (as credentials in a URL do) or a password of the configuration.

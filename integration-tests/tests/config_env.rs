@@ -40,7 +40,7 @@ fn dot_env_is_read_and_the_environment_wins_over_it() {
     assert_eq!(err.variable, "REDIS_POOL_SIZE");
     assert_eq!(
         err.to_string(),
-        "REDIS_POOL_SIZE: expected a whole number of at least 1, got \"0\""
+        "REDIS_POOL_SIZE: expected a whole number of at least 1 (or unset: one per CPU core, at most `10`), got \"0\""
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::url::{percent_encode, url_secrets};
-use super::{defaults, BackendConfig, CacheConfig, RedisUrl, TlsFiles};
+use super::{defaults, BackendConfig, CacheConfig, CacheConfigBuilder, RedisUrl, TlsFiles};
 use crate::codec::CodecKind;
 use crate::error::ConfigError;
 use crate::registry::KeyCheck;
@@ -13,37 +13,16 @@ impl CacheConfig {
     /// Reads the configuration from the process environment, after loading a `.env` file from the
     /// working directory if there is one (variables already set win over the file).
     ///
-    /// | variable | default | form |
-    /// |---|---|---|
-    /// | `REDIS_URL` | `redis://localhost:6379/0` | any URL fred accepts; wins over the four below |
-    /// | `REDIS_HOST` / `REDIS_PORT` / `REDIS_DB` | `localhost` / `6379` / `0` | host, 1-65535, 0-255 |
-    /// | `REDIS_USERNAME` / `REDIS_PASSWORD` | none | ACL user and password |
-    /// | `REDIS_POOL_SIZE` | CPU cores, at most `10` | connections, at least 1 |
-    /// | `REDIS_SOCKET_TIMEOUT` | `5` | seconds, fractions allowed, above 0 |
-    /// | `CACHE_ENABLED` | `true` | true/false/1/0/yes/no |
-    /// | `CACHE_TTL_DEFAULT` | `300` | whole seconds, at least 1 |
-    /// | `CACHE_FAIL_SILENTLY` | `true` | true/false/1/0/yes/no |
-    /// | `CACHE_BACKEND` | `redis` | `redis` or `memory` |
-    /// | `CACHE_MEMORY_MAX_BYTES` | `268435456` | bytes kept by the memory backend |
-    /// | `CACHE_CODEC` | `bincode` | `bincode` or `json` (feature `json`) |
-    /// | `CACHE_VERIFY_KEYS` | `warn` | what `init` does with the findings of [`registry::verify`](crate::registry::verify): `warn` (log them), `error` (fail), `off` |
-    /// | `CACHE_BREAKER_THRESHOLD` | `5` | consecutive connection failures that open the circuit; 0 disables it |
-    /// | `CACHE_BREAKER_PROBE_INTERVAL` | `0.5` | seconds between probes while the circuit is open |
-    /// | `CACHE_LEASE_TTL` | `10` | seconds a miss holds its lease: a body that runs longer is not stored, and callers elsewhere wait at most this long for it |
-    /// | `CACHE_CLEAR_TIMEOUT` | `60` | seconds one `clear_pattern` (or invalidation by pattern) may take in all; past it, it stops and says how many keys it removed |
-    /// | `CACHE_MAX_VALUE_BYTES` | `16777216` | the largest encoded value `set` accepts |
-    /// | `CACHE_COMPRESS_MIN_BYTES` | `8192` (feature `compression`), else `0` | LZ4 for values at least this large; 0 never |
-    /// | `CACHE_OFFLOAD_MIN_BYTES` | `262144` | (de)serialize values at least this large off the executor; 0 never |
-    /// | `REDIS_TLS_CA` | system roots | PEM file of the CAs to trust for `rediss://` (feature `tls`) |
-    /// | `REDIS_TLS_CERT` / `REDIS_TLS_KEY` | none | PEM client certificate and key, for mutual TLS |
+    /// The variables, their forms and their defaults are in the guide's configuration chapter
+    /// (`docs/src/configuration.md`; a test holds it to the variables this reads).
     ///
     /// An empty variable counts as unset; a variable that is not UTF-8 is an error (a password
     /// would not survive being made text).
     pub fn from_env() -> Result<Self, ConfigError> {
         load_dot_env()?;
-        for variable in VARIABLES {
-            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(variable) {
-                return Err(ConfigError::new(variable, "valid UTF-8 text", None));
+        for variable in &VARIABLES {
+            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(variable.name) {
+                return Err(ConfigError::new(variable.name, "valid UTF-8 text", None));
             }
         }
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -61,7 +40,7 @@ impl CacheConfig {
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        Self::read(&var).map_err(|e| e.withholding(&known_secrets(&var)))
+        Self::read(&var).map_err(|e| with_default(e.withholding(&known_secrets(&var))))
     }
 
     /// [`from_lookup`](Self::from_lookup) before errors are cleared of secrets.
@@ -83,112 +62,218 @@ impl CacheConfig {
                 ))
             }
         };
-        if let Some(v) = var("REDIS_POOL_SIZE") {
-            let n = parse_positive("REDIS_POOL_SIZE", &v)?;
-            b = b.pool_size(usize::try_from(n).unwrap_or(usize::MAX));
-        }
-        if let Some(v) = var("REDIS_SOCKET_TIMEOUT") {
-            b = b.socket_timeout(parse_seconds("REDIS_SOCKET_TIMEOUT", &v)?);
-        }
-        if let Some(v) = var("CACHE_ENABLED") {
-            b = b.enabled(parse_bool("CACHE_ENABLED", &v)?);
-        }
-        if let Some(v) = var("CACHE_TTL_DEFAULT") {
-            b = b.default_ttl(Duration::from_secs(parse_positive(
-                "CACHE_TTL_DEFAULT",
-                &v,
-            )?));
-        }
-        if let Some(v) = var("CACHE_FAIL_SILENTLY") {
-            b = b.fail_silently(parse_bool("CACHE_FAIL_SILENTLY", &v)?);
-        }
-        if let Some(v) = var("CACHE_BREAKER_THRESHOLD") {
-            let n = v.trim().parse::<u32>().map_err(|_| {
-                ConfigError::new(
-                    "CACHE_BREAKER_THRESHOLD",
-                    "a whole number of failures (0 disables the breaker)",
-                    Some(&v),
-                )
-            })?;
-            b = b.breaker_threshold(n);
-        }
-        if let Some(v) = var("CACHE_BREAKER_PROBE_INTERVAL") {
-            b = b.breaker_probe_interval(parse_seconds("CACHE_BREAKER_PROBE_INTERVAL", &v)?);
-        }
-        if let Some(v) = var("CACHE_LEASE_TTL") {
-            b = b.lease_ttl(parse_seconds("CACHE_LEASE_TTL", &v)?);
-        }
-        if let Some(v) = var("CACHE_CLEAR_TIMEOUT") {
-            b = b.clear_timeout(parse_seconds("CACHE_CLEAR_TIMEOUT", &v)?);
-        }
-        if let Some(v) = var("CACHE_MAX_VALUE_BYTES") {
-            let n = parse_positive("CACHE_MAX_VALUE_BYTES", &v)?;
-            b = b.max_value_bytes(usize::try_from(n).unwrap_or(usize::MAX));
-        }
-        if let Some(v) = var("CACHE_COMPRESS_MIN_BYTES") {
-            b = b.compress_min_bytes(parse_bytes("CACHE_COMPRESS_MIN_BYTES", &v)?);
-        }
-        if let Some(v) = var("CACHE_VERIFY_KEYS") {
-            let check = match v.trim().to_ascii_lowercase().as_str() {
-                "warn" => KeyCheck::Warn,
-                "error" => KeyCheck::Error,
-                "off" => KeyCheck::Off,
-                _ => {
-                    return Err(ConfigError::new(
-                        "CACHE_VERIFY_KEYS",
-                        "warn, error or off",
-                        Some(&v),
-                    ))
-                }
-            };
-            b = b.verify_keys(check);
-        }
-        if let Some(v) = var("CACHE_OFFLOAD_MIN_BYTES") {
-            b = b.offload_min_bytes(parse_bytes("CACHE_OFFLOAD_MIN_BYTES", &v)?);
-        }
         b.tls = TlsFiles {
             ca: var("REDIS_TLS_CA").map(Into::into),
             cert: var("REDIS_TLS_CERT").map(Into::into),
             key: var("REDIS_TLS_KEY").map(Into::into),
         };
-        if let Some(v) = var("CACHE_CODEC") {
-            b =
-                b.codec(CodecKind::from_name(v.trim()).ok_or_else(|| {
-                    ConfigError::new("CACHE_CODEC", CodecKind::EXPECTED, Some(&v))
-                })?);
+        for variable in &VARIABLES {
+            if let (Read::Setting(apply), Some(value)) = (variable.read, var(variable.name)) {
+                b = apply(b, variable.name, &value)?;
+            }
         }
         b.build()
     }
 }
 
-/// Every variable [`CacheConfig::from_lookup`] reads (a test checks that none is missing).
-pub(super) const VARIABLES: [&str; 25] = [
-    "REDIS_URL",
-    "REDIS_HOST",
-    "REDIS_PORT",
-    "REDIS_DB",
-    "REDIS_USERNAME",
-    "REDIS_PASSWORD",
-    "REDIS_POOL_SIZE",
-    "REDIS_SOCKET_TIMEOUT",
-    "CACHE_ENABLED",
-    "CACHE_TTL_DEFAULT",
-    "CACHE_FAIL_SILENTLY",
-    "CACHE_BACKEND",
-    "CACHE_MEMORY_MAX_BYTES",
-    "CACHE_CODEC",
-    "CACHE_BREAKER_THRESHOLD",
-    "CACHE_BREAKER_PROBE_INTERVAL",
-    "CACHE_LEASE_TTL",
-    "CACHE_CLEAR_TIMEOUT",
-    "CACHE_MAX_VALUE_BYTES",
-    "CACHE_COMPRESS_MIN_BYTES",
-    "CACHE_OFFLOAD_MIN_BYTES",
-    "CACHE_VERIFY_KEYS",
-    "REDIS_TLS_CA",
-    "REDIS_TLS_CERT",
-    "REDIS_TLS_KEY",
+/// One variable of the contract.
+pub(super) struct Variable {
+    pub(super) name: &'static str,
+    /// The default, as the configuration chapter's table words it (a test holds them equal).
+    pub(super) default: fn() -> String,
+    pub(super) read: Read,
+}
+
+/// How the value of a [`Variable`] reaches the builder.
+#[derive(Clone, Copy)]
+pub(super) enum Read {
+    /// On its own, into one setting; its errors name the variable it is given.
+    Setting(fn(CacheConfigBuilder, &'static str, &str) -> Result<CacheConfigBuilder, ConfigError>),
+    /// Together with others: the Redis address (`REDIS_URL`, or its five parts), the backend
+    /// and its size, the TLS files.
+    Together,
+}
+
+/// `text` as the chapter's table writes a value: in backticks.
+fn code(text: impl std::fmt::Display) -> String {
+    format!("`{text}`")
+}
+
+fn none() -> String {
+    "none".to_owned()
+}
+
+/// Every variable [`CacheConfig::from_lookup`] reads: its name, default and reader.
+pub(super) const VARIABLES: [Variable; 25] = [
+    Variable {
+        name: "REDIS_URL",
+        default: || code(defaults::URL),
+        read: Read::Together,
+    },
+    Variable {
+        name: "REDIS_HOST",
+        default: || code(defaults::HOST),
+        read: Read::Together,
+    },
+    Variable {
+        name: "REDIS_PORT",
+        default: || code(defaults::PORT),
+        read: Read::Together,
+    },
+    Variable {
+        name: "REDIS_DB",
+        default: || code(defaults::DB),
+        read: Read::Together,
+    },
+    Variable {
+        name: "REDIS_USERNAME",
+        default: none,
+        read: Read::Together,
+    },
+    Variable {
+        name: "REDIS_PASSWORD",
+        default: none,
+        read: Read::Together,
+    },
+    Variable {
+        name: "REDIS_POOL_SIZE",
+        default: || format!("one per CPU core, at most {}", code(defaults::POOL_SIZE)),
+        read: Read::Setting(|b, name, v| {
+            let n = parse_positive(name, v)?;
+            Ok(b.pool_size(usize::try_from(n).unwrap_or(usize::MAX)))
+        }),
+    },
+    Variable {
+        name: "REDIS_SOCKET_TIMEOUT",
+        default: || code(defaults::SOCKET_TIMEOUT_SECS),
+        read: Read::Setting(|b, name, v| Ok(b.socket_timeout(parse_seconds(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_ENABLED",
+        default: || code(true),
+        read: Read::Setting(|b, name, v| Ok(b.enabled(parse_bool(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_TTL_DEFAULT",
+        default: || code(defaults::TTL_SECS),
+        read: Read::Setting(|b, name, v| {
+            Ok(b.default_ttl(Duration::from_secs(parse_positive(name, v)?)))
+        }),
+    },
+    Variable {
+        name: "CACHE_FAIL_SILENTLY",
+        default: || code(true),
+        read: Read::Setting(|b, name, v| Ok(b.fail_silently(parse_bool(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_BACKEND",
+        default: || code("redis"),
+        read: Read::Together,
+    },
+    Variable {
+        name: "CACHE_MEMORY_MAX_BYTES",
+        default: || code(defaults::MEMORY_MAX_BYTES),
+        read: Read::Together,
+    },
+    Variable {
+        name: "CACHE_CODEC",
+        default: || code(CodecKind::Bincode.name()),
+        read: Read::Setting(|b, name, v| {
+            let codec = CodecKind::from_name(v.trim())
+                .ok_or_else(|| ConfigError::new(name, CodecKind::EXPECTED, Some(v)))?;
+            Ok(b.codec(codec))
+        }),
+    },
+    Variable {
+        name: "CACHE_BREAKER_THRESHOLD",
+        default: || code(defaults::BREAKER_THRESHOLD),
+        read: Read::Setting(|b, name, v| {
+            let n = v.trim().parse::<u32>().map_err(|_| {
+                ConfigError::new(
+                    name,
+                    "a whole number of failures (0 disables the breaker)",
+                    Some(v),
+                )
+            })?;
+            Ok(b.breaker_threshold(n))
+        }),
+    },
+    Variable {
+        name: "CACHE_BREAKER_PROBE_INTERVAL",
+        default: || code(defaults::BREAKER_PROBE_INTERVAL_MS as f64 / 1000.0),
+        read: Read::Setting(|b, name, v| Ok(b.breaker_probe_interval(parse_seconds(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_LEASE_TTL",
+        default: || code(defaults::LEASE_TTL_SECS),
+        read: Read::Setting(|b, name, v| Ok(b.lease_ttl(parse_seconds(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_CLEAR_TIMEOUT",
+        default: || code(defaults::CLEAR_TIMEOUT_SECS),
+        read: Read::Setting(|b, name, v| Ok(b.clear_timeout(parse_seconds(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_MAX_VALUE_BYTES",
+        default: || code(defaults::MAX_VALUE_BYTES),
+        read: Read::Setting(|b, name, v| {
+            let n = parse_positive(name, v)?;
+            Ok(b.max_value_bytes(usize::try_from(n).unwrap_or(usize::MAX)))
+        }),
+    },
+    Variable {
+        name: "CACHE_COMPRESS_MIN_BYTES",
+        default: || {
+            format!(
+                "{} with the feature, else {}",
+                code(defaults::COMPRESS_MIN_BYTES_WITH_FEATURE),
+                code(0)
+            )
+        },
+        read: Read::Setting(|b, name, v| Ok(b.compress_min_bytes(parse_bytes(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_OFFLOAD_MIN_BYTES",
+        default: || code(defaults::OFFLOAD_MIN_BYTES),
+        read: Read::Setting(|b, name, v| Ok(b.offload_min_bytes(parse_bytes(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_VERIFY_KEYS",
+        default: || code("warn"),
+        read: Read::Setting(|b, name, v| {
+            let check = match v.trim().to_ascii_lowercase().as_str() {
+                "warn" => KeyCheck::Warn,
+                "error" => KeyCheck::Error,
+                "off" => KeyCheck::Off,
+                _ => return Err(ConfigError::new(name, "warn, error or off", Some(v))),
+            };
+            Ok(b.verify_keys(check))
+        }),
+    },
+    Variable {
+        name: "REDIS_TLS_CA",
+        default: none,
+        read: Read::Together,
+    },
+    Variable {
+        name: "REDIS_TLS_CERT",
+        default: none,
+        read: Read::Together,
+    },
+    Variable {
+        name: "REDIS_TLS_KEY",
+        default: none,
+        read: Read::Together,
+    },
 ];
+
+/// `error`, saying what leaving its variable unset would give.
+fn with_default(mut error: ConfigError) -> ConfigError {
+    if let Some(variable) = VARIABLES.iter().find(|v| v.name == error.variable) {
+        error.expected = format!("{} (or unset: {})", error.expected, (variable.default)());
+    }
+    error
+}
 
 /// The passwords among the variables: `REDIS_PASSWORD`, and those in `REDIS_URL`.
 fn known_secrets(var: &impl Fn(&str) -> Option<String>) -> Vec<String> {
@@ -266,7 +351,7 @@ fn redis_from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<BackendConfi
         )?));
     }
     // The host is never quoted in an error: a URL pasted here holds a password.
-    let host = var("REDIS_HOST").unwrap_or_else(|| "localhost".to_owned());
+    let host = var("REDIS_HOST").unwrap_or_else(|| defaults::HOST.to_owned());
     let host = host.trim();
     let host = if let Ok(ip) = host.parse::<std::net::Ipv6Addr>() {
         format!("[{ip}]")
@@ -303,13 +388,13 @@ fn redis_from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<BackendConfi
             .ok_or_else(|| {
                 ConfigError::new("REDIS_PORT", "a port number from 1 to 65535", Some(&v))
             })?,
-        None => 6379,
+        None => defaults::PORT,
     };
     let db = match var("REDIS_DB") {
         Some(v) => v.trim().parse::<u8>().map_err(|_| {
             ConfigError::new("REDIS_DB", "a database number from 0 to 255", Some(&v))
         })?,
-        None => 0,
+        None => defaults::DB,
     };
     let mut url = url::Url::parse(&format!("redis://{host}:{port}/{db}")).map_err(|e| {
         ConfigError::new(

@@ -91,6 +91,10 @@ pub struct CacheConfig {
 /// The defaults of the contract.
 mod defaults {
     pub const URL: &str = "redis://localhost:6379/0";
+    /// The parts of [`URL`], for `REDIS_HOST`, `REDIS_PORT` and `REDIS_DB`.
+    pub const HOST: &str = "localhost";
+    pub const PORT: u16 = 6379;
+    pub const DB: u8 = 0;
     /// The most connections the default pool opens (the guide's figure).
     pub const POOL_SIZE: usize = 10;
 
@@ -115,9 +119,10 @@ mod defaults {
     pub const LEASE_TTL_SECS: u64 = 10;
     pub const CLEAR_TIMEOUT_SECS: u64 = 60;
     pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
-    /// With the `compression` feature; 0 (never) without it.
+    pub const COMPRESS_MIN_BYTES_WITH_FEATURE: usize = 8 * 1024;
+    /// 0 (never) without the `compression` feature.
     pub const COMPRESS_MIN_BYTES: usize = if cfg!(feature = "compression") {
-        8 * 1024
+        COMPRESS_MIN_BYTES_WITH_FEATURE
     } else {
         0
     };

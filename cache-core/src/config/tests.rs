@@ -265,7 +265,7 @@ fn every_variable_read_is_listed() {
     assert!(asked.len() >= VARIABLES.len(), "{asked:?}");
     for name in asked {
         assert!(
-            VARIABLES.contains(&name.as_str()),
+            VARIABLES.iter().any(|v| v.name == name),
             "{name} is not in VARIABLES"
         );
     }
@@ -397,26 +397,39 @@ fn builder_checks_its_values() {
 }
 
 #[test]
-fn the_configuration_chapter_lists_every_variable_and_no_other() {
+fn the_configuration_chapter_lists_every_variable_with_its_default_and_no_other() {
     let chapter = include_str!("../../../docs/src/configuration.md");
-    // The names in the first column of the chapter's variable table.
-    let documented: Vec<&str> = chapter
-        .lines()
-        .filter_map(|line| line.strip_prefix("| "))
-        .filter_map(|row| row.split(" |").next())
-        .flat_map(|cell| cell.split(", "))
-        .map(|name| name.trim_matches('`'))
-        .filter(|name| name.starts_with("REDIS_") || name.starts_with("CACHE_"))
-        .collect();
-    for name in VARIABLES {
+    // The rows of the chapter's variable table: names (several to a row), meaning, default.
+    let mut documented: Vec<(&str, &str)> = Vec::new();
+    for row in chapter.lines().filter_map(|line| line.strip_prefix("| ")) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let [names, _meaning, default] = cells[..] else {
+            continue;
+        };
+        let default = default.trim_end_matches(" |");
+        for name in names.split(", ").map(|name| name.trim_matches('`')) {
+            if name.starts_with("REDIS_") || name.starts_with("CACHE_") {
+                documented.push((name, default));
+            }
+        }
+    }
+    for variable in &VARIABLES {
+        let Some((_, default)) = documented.iter().find(|(name, _)| *name == variable.name) else {
+            panic!(
+                "{} is read but not in docs/src/configuration.md",
+                variable.name
+            );
+        };
+        let expected = (variable.default)();
         assert!(
-            documented.contains(&name),
-            "{name} is read but not in docs/src/configuration.md"
+            default.starts_with(&expected),
+            "{}: the chapter says the default is {default}, the code {expected}",
+            variable.name
         );
     }
-    for name in &documented {
+    for (name, _) in &documented {
         assert!(
-            VARIABLES.contains(name),
+            VARIABLES.iter().any(|v| v.name == *name),
             "{name} is in docs/src/configuration.md but not read"
         );
     }
