@@ -13,6 +13,7 @@ use crate::backend::on_store;
 use crate::backend::Backend;
 use crate::policy::{check_pattern, Cacheable, Policy, Read};
 use crate::stats::Event;
+use crate::telemetry::At;
 use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
 
 /// A handle to a cache: cheap to clone (one reference count), safe to share across tasks.
@@ -96,11 +97,11 @@ impl Cache {
         match self.inner.read(key).await {
             Read::Value(bytes) => Ok(self.inner.decode(key, &bytes)),
             Read::Absent | Read::Leased => {
-                self.inner.count(Event::Miss, 1);
+                self.inner.count(Event::Miss, At::Key(key), 1);
                 Ok(None)
             }
             Read::Failed(error) => {
-                self.inner.count(Event::Miss, 1);
+                self.inner.count(Event::Miss, At::Key(key), 1);
                 self.inner.settle(Err(error), None)
             }
         }
@@ -143,9 +144,9 @@ impl Cache {
             })
             .await;
         if result.is_ok() {
-            self.inner.count(Event::Set, 1);
+            self.inner.count(Event::Set, At::Key(key), 1);
         }
-        self.inner.policy("set", result, ())
+        self.inner.policy("set", At::Key(key), result, ())
     }
 
     /// Whether `key` holds a value.
@@ -160,7 +161,7 @@ impl Cache {
                 |s| async move { on_store!(s, |b| b.exists(key).await) },
             )
             .await;
-        self.inner.policy("exists", result, false)
+        self.inner.policy("exists", At::Key(key), result, false)
     }
 
     /// The time `key` has left; `None` when it is absent or has no expiry.
@@ -172,7 +173,7 @@ impl Cache {
             .inner
             .guarded(store, |s| async move { on_store!(s, |b| b.ttl(key).await) })
             .await;
-        self.inner.policy("get_ttl", result, None)
+        self.inner.policy("get_ttl", At::Key(key), result, None)
     }
 
     /// Removes `keys` and returns how many existed.
@@ -227,7 +228,7 @@ impl Cache {
                 on_store!(s, |b| b.increment(key, amount).await)
             })
             .await;
-        self.inner.policy("increment", result, 0)
+        self.inner.policy("increment", At::Key(key), result, 0)
     }
 
     /// The values under `keys`, in order, in one round trip (`MGET`).
@@ -257,8 +258,8 @@ impl Cache {
         let values = match result {
             Ok(values) => values,
             Err(e) => {
-                self.inner.count(Event::Miss, keys.len() as u64);
-                return self.inner.policy("get_many", Err(e), misses());
+                self.inner.count(Event::Miss, At::Keys, keys.len() as u64);
+                return self.inner.policy("get_many", At::Keys, Err(e), misses());
             }
         };
         Ok(keys
@@ -271,7 +272,7 @@ impl Cache {
                     self.inner.decode(key, &bytes)
                 }
                 _ => {
-                    self.inner.count(Event::Miss, 1);
+                    self.inner.count(Event::Miss, At::Key(key), 1);
                     None
                 }
             })
@@ -308,9 +309,9 @@ impl Cache {
             })
             .await;
         if result.is_ok() {
-            self.inner.count(Event::Set, count);
+            self.inner.count(Event::Set, At::Keys, count);
         }
-        self.inner.policy("set_many", result, ())
+        self.inner.policy("set_many", At::Keys, result, ())
     }
 
     /// Checks the backend, within one socket timeout in all: PING latency and, for Redis, what

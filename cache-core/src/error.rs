@@ -122,4 +122,22 @@ impl CacheError {
                 | CacheError::CircuitOpen
         )
     }
+
+    /// A short name of the variant, for the `kind` label of `cache_errors_total`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            CacheError::Config(_) => "config",
+            CacheError::Connection(_) => "connection",
+            CacheError::Timeout(_) => "timeout",
+            CacheError::Auth(_) => "auth",
+            CacheError::Redis(_) => "redis",
+            CacheError::Encode(_) => "encode",
+            CacheError::InvalidPattern { .. } => "invalid_pattern",
+            CacheError::CircuitOpen => "circuit_open",
+            CacheError::ValueTooLarge { .. } => "value_too_large",
+            CacheError::Incomplete { .. } => "incomplete",
+            CacheError::AlreadyInitialized => "already_initialized",
+            CacheError::KeySpaces(_) => "key_spaces",
+        }
+    }
 }

@@ -34,6 +34,7 @@ mod private;
 pub mod registry;
 mod runtime;
 mod stats;
+mod telemetry;
 
 pub use cache::Cache;
 pub use cache_macros::{cached, invalidate_cache};

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::policy::Cacheable;
+use crate::telemetry::At;
 use crate::{Cache, CacheError};
 
 pub use crate::key::CacheKey;
@@ -289,12 +290,13 @@ async fn global_cache() -> Result<Cow<'static, Cache>, CacheError> {
     }
 }
 
-/// Applies `route` to a failure: the replacement return value, or `None` after logging it.
-fn fail<R>(route: Route<R>, key: &str, what: &str, error: CacheError) -> Option<R> {
+/// Applies `route` to a failure: the replacement return value, or `None` after logging it
+/// with the key space it concerns (never a key: it may hold personal data).
+fn fail<R>(route: Route<R>, space: &str, what: &str, error: CacheError) -> Option<R> {
     match route(error.clone()) {
         Some(ret) => Some(ret),
         None => {
-            tracing::error!(key, %error, "{what}");
+            tracing::error!(space, %error, "{what}");
             None
         }
     }
@@ -357,7 +359,12 @@ where
         Ok(cache) => cache,
         // No cache (bad configuration, or Redis down at startup when failing loudly).
         Err(error) => {
-            return match fail(route, &key, "no cache; running uncached", error) {
+            return match fail(
+                route,
+                At::Key(&key).space(),
+                "no cache; running uncached",
+                error,
+            ) {
                 Some(ret) => ret,
                 None => body.await,
             }
@@ -400,8 +407,14 @@ where
     match cache.policy().invalidate(patterns, allow_all).await {
         Ok(()) => ret,
         Err(error) => {
-            let what = patterns.join(", ");
-            fail(route, &what, "cache invalidation failed", error).unwrap_or(ret)
+            let spaces: Vec<&str> = patterns.iter().map(|p| At::Pattern(p).space()).collect();
+            fail(
+                route,
+                &spaces.join(", "),
+                "cache invalidation failed",
+                error,
+            )
+            .unwrap_or(ret)
         }
     }
 }

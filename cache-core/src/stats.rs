@@ -1,10 +1,7 @@
 //! Counters of what the cache did: hits, misses, corrupt values, errors, writes and deletes.
 //!
-//! Kept per [`Cache`](crate::Cache) in relaxed atomics (cheap on the hit path) and, with the
-//! `metrics` feature, mirrored to the `metrics` facade as `cache_hits_total`, `cache_misses_total`,
-//! `cache_corrupt_total`, `cache_schema_mismatches_total`, `cache_errors_total`, `cache_sets_total`, `cache_deletes_total`,
-//! `cache_short_circuited_total`, `cache_invalidations_replayed_total` and
-//! `cache_invalidations_dropped_total`.
+//! Kept per [`Cache`](crate::Cache) in relaxed atomics (cheap on the hit path). The same events
+//! go to the `metrics` facade with their key space (see [`telemetry`](crate::telemetry)).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -85,24 +82,41 @@ pub(crate) enum Event {
     Dropped,
 }
 
+impl Event {
+    /// The name of its counter in the `metrics` facade.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn metric(self) -> &'static str {
+        match self {
+            Event::Hit => "cache_hits_total",
+            Event::Miss => "cache_misses_total",
+            Event::Corrupt => "cache_corrupt_total",
+            Event::SchemaMismatch => "cache_schema_mismatches_total",
+            Event::Error => "cache_errors_total",
+            Event::Set => "cache_sets_total",
+            Event::Delete => "cache_deletes_total",
+            Event::ShortCircuit => "cache_short_circuited_total",
+            Event::Replayed => "cache_invalidations_replayed_total",
+            Event::Dropped => "cache_invalidations_dropped_total",
+        }
+    }
+}
+
 impl Counters {
     /// Counts `n` occurrences of `event`.
     pub(crate) fn add(&self, event: Event, n: u64) {
-        let (counter, _name) = match event {
-            Event::Hit => (&self.hits, "cache_hits_total"),
-            Event::Miss => (&self.misses, "cache_misses_total"),
-            Event::Corrupt => (&self.corrupt, "cache_corrupt_total"),
-            Event::SchemaMismatch => (&self.schema_mismatches, "cache_schema_mismatches_total"),
-            Event::Error => (&self.errors, "cache_errors_total"),
-            Event::Set => (&self.sets, "cache_sets_total"),
-            Event::Delete => (&self.deletes, "cache_deletes_total"),
-            Event::ShortCircuit => (&self.short_circuited, "cache_short_circuited_total"),
-            Event::Replayed => (&self.replayed, "cache_invalidations_replayed_total"),
-            Event::Dropped => (&self.dropped, "cache_invalidations_dropped_total"),
+        let counter = match event {
+            Event::Hit => &self.hits,
+            Event::Miss => &self.misses,
+            Event::Corrupt => &self.corrupt,
+            Event::SchemaMismatch => &self.schema_mismatches,
+            Event::Error => &self.errors,
+            Event::Set => &self.sets,
+            Event::Delete => &self.deletes,
+            Event::ShortCircuit => &self.short_circuited,
+            Event::Replayed => &self.replayed,
+            Event::Dropped => &self.dropped,
         };
         counter.fetch_add(n, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        metrics::counter!(_name).increment(n);
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {

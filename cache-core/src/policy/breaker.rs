@@ -14,6 +14,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
+use crate::telemetry;
+
 /// How many calls may be in flight as trials while half-open.
 pub(crate) const TRIAL_CALLS: u32 = 4;
 /// How many successes in a row close a half-open breaker.
@@ -146,7 +148,7 @@ impl Breaker {
             .compare_exchange(HALF_OPEN, OPEN, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if reopen {
-            self.opened.fetch_add(1, Ordering::Relaxed);
+            self.note_opened();
             return true;
         }
         let failures = self
@@ -159,7 +161,7 @@ impl Breaker {
                 .compare_exchange(CLOSED, OPEN, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            self.opened.fetch_add(1, Ordering::Relaxed);
+            self.note_opened();
             return true;
         }
         false
@@ -175,6 +177,7 @@ impl Breaker {
             self.successes.store(0, Ordering::Release);
             self.trials.store(0, Ordering::Release);
             self.phase.fetch_add(1, Ordering::AcqRel);
+            telemetry::breaker(1);
         }
     }
 
@@ -185,7 +188,7 @@ impl Breaker {
             .compare_exchange(HALF_OPEN, OPEN, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.opened.fetch_add(1, Ordering::Relaxed);
+            self.note_opened();
         }
     }
 
@@ -193,6 +196,13 @@ impl Breaker {
     pub(crate) fn close(&self) {
         self.failures.store(0, Ordering::Relaxed);
         self.state.store(CLOSED, Ordering::Release);
+        telemetry::breaker(0);
+    }
+
+    /// Counts an opening, and says so in the `cache_breaker_state` gauge.
+    fn note_opened(&self) {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        telemetry::breaker(2);
     }
 
     /// True unless the breaker is closed (the probe keeps running).

@@ -7,7 +7,9 @@
 //! policy: failing loudly, the caller also gets the error.
 
 use std::future::Future;
+
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use cache_keys::pattern;
 
@@ -16,6 +18,7 @@ use super::Policy;
 use crate::backend::on_store;
 use crate::backend::Backend;
 use crate::stats::Event;
+use crate::telemetry::{self, At};
 use crate::CacheError;
 
 /// Pauses before the second and third tries of a failed delete.
@@ -65,16 +68,17 @@ impl Policy {
             )
         })
         .await;
+        let at = At::of_keys(keys);
         match result {
             Ok(removed) => {
-                self.count(Event::Delete, removed);
+                self.count(Event::Delete, at, removed);
                 Ok(removed)
             }
             Err(error) => {
                 for key in keys {
-                    self.keep(self.pending.add_key(key), key, &error);
+                    self.keep(self.pending.add_key(key), At::Key(key), &error);
                 }
-                self.count_failure("delete", &error);
+                self.count_failure("delete", at, &error);
                 self.settle(Err(error), 0)
             }
         }
@@ -92,14 +96,15 @@ impl Policy {
             })
         })
         .await;
+        let at = At::Pattern(pattern);
         match result {
             Ok(removed) => {
-                self.count(Event::Delete, removed);
+                self.count(Event::Delete, at, removed);
                 Ok(removed)
             }
             Err(error) => {
-                self.keep(self.pending.add(pattern), pattern, &error);
-                self.count_failure("clear_pattern", &error);
+                self.keep(self.pending.add(pattern), at, &error);
+                self.count_failure("clear_pattern", at, &error);
                 self.settle(Err(error), 0)
             }
         }
@@ -116,17 +121,24 @@ impl Policy {
     ) -> Result<(), CacheError> {
         let mut first_error = None;
         for glob in patterns {
+            let at = At::Pattern(glob);
+            telemetry::invalidation(at);
             self.flights.invalidate_matching(glob);
-            let result = match pattern::literal_key(glob) {
-                Some(key) => self.delete_keys(&[key.as_str()]).await,
-                None if allow_all && pattern::matches_everything(glob) => {
-                    self.delete_matching("*").await
+            let delete = async {
+                match pattern::literal_key(glob) {
+                    Some(key) => self.delete_keys(&[key.as_str()]).await,
+                    None if allow_all && pattern::matches_everything(glob) => {
+                        self.delete_matching("*").await
+                    }
+                    None => match check_pattern(glob) {
+                        Ok(()) => self.delete_matching(glob).await,
+                        Err(error) => Err(error),
+                    },
                 }
-                None => match check_pattern(glob) {
-                    Ok(()) => self.delete_matching(glob).await,
-                    Err(error) => Err(error),
-                },
             };
+            // The pattern's space, never the pattern: it may hold an argument's value.
+            let span = tracing::debug_span!("cache.invalidate", space = at.space());
+            let result = delete.instrument(span).await;
             self.flights.invalidate_matching(glob);
             if let Err(error) = result {
                 first_error.get_or_insert(error);
@@ -136,18 +148,19 @@ impl Policy {
     }
 
     /// Keeps an invalidation that failed for replay, or reports that it could not.
-    fn keep(&self, added: Added, what: &str, error: &CacheError) {
+    fn keep(&self, added: Added, at: At<'_>, error: &CacheError) {
         match added {
             Added::Kept => {
                 // Rate-limited at warn with the other failures; each one at debug.
                 self.log_failure("invalidation kept for replay", error);
-                tracing::debug!(pattern = what, %error, "invalidation kept for replay");
+                tracing::debug!(space = at.space(), %error, "invalidation kept for replay");
+                telemetry::pending(self.pending.len());
                 self.wake.notify_one();
             }
             Added::Dropped => {
-                self.count(Event::Dropped, 1);
+                self.count(Event::Dropped, at, 1);
                 tracing::error!(
-                    pattern = what,
+                    space = at.space(),
                     %error,
                     "invalidation lost: Redis is unreachable and the pending set is full; \
                      the keys it covers may serve old values until they expire"
@@ -173,7 +186,8 @@ impl Policy {
                 return false;
             }
             self.pending.remove(&glob, number);
-            self.count(Event::Replayed, 1);
+            self.count(Event::Replayed, At::Pattern(&glob), 1);
+            telemetry::pending(self.pending.len());
             replayed += 1;
         }
         if replayed > 0 {

@@ -36,6 +36,7 @@ use crate::codec::{decoded_len, DecodeError};
 use crate::config::BackendConfig;
 use crate::runtime::IoRuntime;
 use crate::stats::{Counters, Event};
+use crate::telemetry::{self, At, Timed};
 use crate::{lease, offload};
 use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
 
@@ -157,8 +158,10 @@ impl Policy {
         }
     }
 
-    pub(crate) fn count(&self, event: Event, n: u64) {
+    /// Counts `n` occurrences of `event` in the stats and, with its key space, in the metrics.
+    pub(crate) fn count(&self, event: Event, at: At<'_>, n: u64) {
         self.counters.add(event, n);
+        telemetry::count(event, at, n);
     }
 
     /// Whether a pending invalidation covers `key` (reads of it are misses until it is replayed).
@@ -222,15 +225,17 @@ impl Policy {
             tokio::task::coop::consume_budget().await;
             return Read::Absent;
         }
-        match self
+        let started = Instant::now();
+        let read = self
             .guarded(store, |s| async move { on_store!(s, |b| b.get(key).await) })
-            .await
-        {
+            .await;
+        telemetry::duration(Timed::Read, At::Key(key), started.elapsed());
+        match read {
             Ok(Some(bytes)) if lease::is_marker(&bytes) => Read::Leased,
             Ok(Some(bytes)) => Read::Value(bytes),
             Ok(None) => Read::Absent,
             Err(e) => {
-                self.count_failure("get", &e);
+                self.count_failure("get", At::Key(key), &e);
                 Read::Failed(e)
             }
         }
@@ -259,12 +264,12 @@ impl Policy {
     ) -> Option<V> {
         let error = match self.decode_bytes(bytes) {
             Ok(value) => {
-                self.count(Event::Hit, 1);
+                self.count(Event::Hit, At::Key(key), 1);
                 return Some(value);
             }
             Err(error) => error,
         };
-        self.count(Event::Miss, 1);
+        self.count(Event::Miss, At::Key(key), 1);
         let mismatch = matches!(error, DecodeError::SchemaMismatch { .. });
         self.count(
             if mismatch {
@@ -272,16 +277,17 @@ impl Policy {
             } else {
                 Event::Corrupt
             },
+            At::Key(key),
             1,
         );
         if !self.corrupt_logged.contains_key(key) {
             self.corrupt_logged.insert(key.to_owned(), ());
             if mismatch {
                 // Expected after a deploy that changed a cached type: one per old entry.
-                tracing::debug!(key, error = %error, "cached value of another schema treated as a miss");
+                tracing::debug!(space = At::Key(key).space(), error = %error, "cached value of another schema treated as a miss");
             } else {
                 tracing::warn!(
-                    key,
+                    space = At::Key(key).space(),
                     error = %error,
                     bytes = bytes.len(),
                     "unreadable cached value treated as a miss (logged once per key)"
@@ -320,11 +326,12 @@ impl Policy {
     }
 
     /// Counts a failure (a skipped call apart from the others) and logs it, rate-limited.
-    pub(crate) fn count_failure(&self, op: &'static str, error: &CacheError) {
+    pub(crate) fn count_failure(&self, op: &'static str, at: At<'_>, error: &CacheError) {
         if let CacheError::CircuitOpen = error {
-            self.count(Event::ShortCircuit, 1);
+            self.count(Event::ShortCircuit, at, 1);
         } else {
-            self.count(Event::Error, 1);
+            self.counters.add(Event::Error, 1);
+            telemetry::error(error.kind(), at);
             self.log_failure(op, error);
         }
     }
@@ -346,11 +353,12 @@ impl Policy {
     pub(crate) fn policy<T>(
         &self,
         op: &'static str,
+        at: At<'_>,
         result: Result<T, CacheError>,
         fallback: T,
     ) -> Result<T, CacheError> {
         if let Err(error) = &result {
-            self.count_failure(op, error);
+            self.count_failure(op, at, error);
         }
         self.settle(result, fallback)
     }

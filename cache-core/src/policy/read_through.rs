@@ -27,6 +27,7 @@ use bytes::Bytes;
 use futures_util::FutureExt as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument as _;
 
 use super::flight::{Join, Leader};
 use super::{Policy, Read};
@@ -34,6 +35,7 @@ use crate::backend::Backend;
 use crate::backend::{on_store, Store};
 use crate::lease;
 use crate::stats::Event;
+use crate::telemetry::{self, At, Timed};
 use crate::CacheError;
 
 tokio::task_local! {
@@ -80,12 +82,38 @@ enum Waited<S> {
 
 impl Policy {
     /// The body of `#[cached]`, `get_or_compute` and `try_get_or_compute`: see the module docs.
+    ///
+    /// Each call is a `cache.read_through` span at debug level, with the key's space (never the
+    /// key), its `outcome` (`hit`, `miss`, `joined`, `failed`, `disabled`) and `body_ms` when the
+    /// body ran. Without a subscriber listening at debug, the span costs one check.
     pub(crate) async fn read_through<R, P, F>(self: &Arc<Self>, key: &str, plan: &P, body: F) -> R
     where
         P: Cacheable<R>,
         F: Future<Output = R>,
     {
+        let span = tracing::debug_span!(
+            "cache.read_through",
+            space = At::Key(key).space(),
+            outcome = tracing::field::Empty,
+            body_ms = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            self.check_then_compute(key, plan, body).await
+        } else {
+            self.check_then_compute(key, plan, body)
+                .instrument(span)
+                .await
+        }
+    }
+
+    /// [`read_through`](Self::read_through) without its span.
+    async fn check_then_compute<R, P, F>(self: &Arc<Self>, key: &str, plan: &P, body: F) -> R
+    where
+        P: Cacheable<R>,
+        F: Future<Output = R>,
+    {
         if self.store.is_none() {
+            outcome("disabled");
             tokio::task::coop::consume_budget().await;
             return body.await;
         }
@@ -95,6 +123,7 @@ impl Policy {
         match self.read(key).await {
             Read::Value(bytes) => {
                 if let Some(stored) = self.decode::<P::Stored>(key, &bytes) {
+                    outcome("hit");
                     return plan.load(stored);
                 }
                 // Unreadable (another type, version or program): a miss, counted by the decode,
@@ -103,17 +132,19 @@ impl Policy {
             }
             Read::Absent | Read::Leased => {}
             Read::Failed(error) => {
-                self.count(Event::Miss, 1);
+                outcome("failed");
+                self.count(Event::Miss, At::Key(key), 1);
                 return match self.fail(plan, key, "cache read failed", error) {
                     Some(ret) => ret,
-                    None => body.await,
+                    None => timed(key, body).await,
                 };
             }
         }
+        outcome("miss");
         if self.leading(key) {
             // A recursive call for the key this task is computing: waiting would never end.
-            self.count_miss(miss_counted);
-            return body.await;
+            self.count_miss(key, miss_counted);
+            return timed(key, body).await;
         }
         // 2. Single flight.
         match self.flights.join(key) {
@@ -123,13 +154,15 @@ impl Policy {
                 Box::pin(self.lead(key, plan, leader, miss_counted, body)).await
             }
             Join::Waiter(waiter) => {
+                outcome("joined");
+                telemetry::joined(At::Key(key));
                 if let Some(bytes) = waiter.outcome().await {
                     if let Some(stored) = self.decode::<P::Stored>(key, &bytes) {
                         return plan.load(stored);
                     }
                 }
-                self.count_miss(miss_counted);
-                body.await
+                self.count_miss(key, miss_counted);
+                timed(key, body).await
             }
         }
     }
@@ -149,7 +182,7 @@ impl Policy {
     {
         if self.pending.covers(key) {
             // Redis may still hold a value from before an invalidation it has not seen yet.
-            self.count_miss(miss_counted);
+            self.count_miss(key, miss_counted);
             drop(leader);
             return self.compute(key, body).await;
         }
@@ -160,12 +193,12 @@ impl Policy {
                 return plan.load(stored);
             }
             Taken::Nothing => {
-                self.count_miss(miss_counted);
+                self.count_miss(key, miss_counted);
                 drop(leader);
                 return self.compute(key, body).await;
             }
             Taken::Failed(error) => {
-                self.count_miss(miss_counted);
+                self.count_miss(key, miss_counted);
                 drop(leader);
                 return match self.fail(plan, key, "cache read failed", error) {
                     Some(ret) => ret,
@@ -173,7 +206,7 @@ impl Policy {
                 };
             }
         };
-        self.count_miss(miss_counted);
+        self.count_miss(key, miss_counted);
         let ret = self.compute(key, body).await;
 
         // The borrow of `ret` ends in this block, before any `.await`, so the future stays `Send`
@@ -203,7 +236,7 @@ impl Policy {
         };
         if let Err(error) = self.check_size(bytes.len()) {
             // Too large to store: the caller still gets its value; the waiters compute theirs.
-            tracing::warn!(key, %error, "value not cached");
+            tracing::warn!(space = At::Key(key).space(), %error, "value not cached");
             drop(leader);
             lease.release().await;
             return ret;
@@ -216,15 +249,18 @@ impl Policy {
             return ret;
         }
         let ttl = ttl.unwrap_or(self.config.default_ttl());
-        match lease.store(bytes.clone(), ttl).await {
+        let started = Instant::now();
+        let stored = lease.store(bytes.clone(), ttl).await;
+        telemetry::duration(Timed::Store, At::Key(key), started.elapsed());
+        match stored {
             Ok(true) => {
-                self.count(Event::Set, 1);
+                self.count(Event::Set, At::Key(key), 1);
                 leader.publish(Some(bytes));
             }
             // The lease is gone: an invalidation deleted it (or it expired). Not stored.
             Ok(false) => {}
             Err(error) => {
-                self.count_failure("set", &error);
+                self.count_failure("set", At::Key(key), &error);
                 if let Some(ret) = self.fail(plan, key, "cache write failed", error) {
                     return ret;
                 }
@@ -264,7 +300,7 @@ impl Policy {
                     bytes
                 }
                 Err(error) => {
-                    self.count_failure("get", &error);
+                    self.count_failure("get", At::Key(key), &error);
                     return Taken::Failed(error);
                 }
             };
@@ -276,7 +312,7 @@ impl Policy {
                     Waited::Failed(error) => return Taken::Failed(error),
                 }
             }
-            if let Some(stored) = self.decode_quietly::<S>(&bytes) {
+            if let Some(stored) = self.decode_quietly::<S>(key, &bytes) {
                 return Taken::Value(bytes, stored);
             }
             // Unreadable bytes (already counted by the first read): clear them, once, so that
@@ -312,7 +348,7 @@ impl Policy {
                 Read::Leased => {}
                 Read::Absent => return Waited::Free,
                 Read::Value(bytes) => {
-                    return match self.decode_quietly::<S>(&bytes) {
+                    return match self.decode_quietly::<S>(key, &bytes) {
                         Some(stored) => Waited::Value(bytes, stored),
                         None => Waited::Free,
                     }
@@ -323,15 +359,19 @@ impl Policy {
     }
 
     /// Decodes bytes a leader found, counting a hit; unreadable bytes are not counted again.
-    fn decode_quietly<S: DeserializeOwned + Serialize>(&self, bytes: &[u8]) -> Option<S> {
+    fn decode_quietly<S: DeserializeOwned + Serialize>(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Option<S> {
         let stored = self.decode_bytes::<S>(bytes).ok()?;
-        self.count(Event::Hit, 1);
+        self.count(Event::Hit, At::Key(key), 1);
         Some(stored)
     }
 
-    fn count_miss(&self, already_counted: bool) {
+    fn count_miss(&self, key: &str, already_counted: bool) {
         if !already_counted {
-            self.count(Event::Miss, 1);
+            self.count(Event::Miss, At::Key(key), 1);
         }
     }
 
@@ -340,7 +380,7 @@ impl Policy {
     async fn compute<F: Future>(&self, key: &str, body: F) -> F::Output {
         let mut leading = LEADING.try_with(Clone::clone).unwrap_or_default();
         leading.push((self.address(), key.to_owned()));
-        LEADING.scope(leading, body).await
+        LEADING.scope(leading, timed(key, body)).await
     }
 
     /// Whether the current task computes `key` of this cache.
@@ -385,11 +425,26 @@ impl Policy {
         match plan.on_error(error.clone()) {
             Some(ret) => Some(ret),
             None => {
-                tracing::error!(key, %error, "{what}");
+                tracing::error!(space = At::Key(key).space(), %error, "{what}");
                 None
             }
         }
     }
+}
+
+/// Runs a cached function's body, recording how long it took in the metrics and the span.
+async fn timed<F: Future>(key: &str, body: F) -> F::Output {
+    let started = Instant::now();
+    let ret = body.await;
+    let took = started.elapsed();
+    telemetry::duration(Timed::Body, At::Key(key), took);
+    tracing::Span::current().record("body_ms", took.as_secs_f64() * 1000.0);
+    ret
+}
+
+/// Records how a read-through went in its span.
+fn outcome(what: &'static str) {
+    tracing::Span::current().record("outcome", what);
 }
 
 /// A lease this process holds on a key. Spent by a store, given back by `release`, or, dropped

@@ -1,0 +1,175 @@
+//! What the cache reports through the `metrics` facade (feature `metrics`), labelled by key
+//! space, beside the per-cache [`CacheStats`](crate::CacheStats).
+//!
+//! The `space` label of a key is the head of the registered key space it belongs to
+//! (`server:get_server_details`): the `#[cached]` functions and the [`key_space!`](crate::key_space)
+//! declarations of the program. A key outside all of them is `(other)`. A pattern is labelled with
+//! the one space it reaches, `(several)` when it reaches more, `(other)` when none. So the label
+//! only ever takes values the program itself declares: never a key, never an argument, and the
+//! number of series stays bounded however many keys there are.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `cache_hits_total`, `cache_misses_total`, `cache_corrupt_total`, `cache_schema_mismatches_total`, `cache_sets_total`, `cache_deletes_total`, `cache_short_circuited_total` | counter | `space` |
+//! | `cache_errors_total` | counter | `space`, `kind` (`connection`, `timeout`, `redis`, ...) |
+//! | `cache_invalidations_total`, `cache_invalidations_replayed_total`, `cache_invalidations_dropped_total` | counter | `space` |
+//! | `cache_body_runs_total` (the function's body ran), `cache_flight_joins_total` (a caller waited for another's computation) | counter | `space` |
+//! | `cache_read_seconds`, `cache_store_seconds`, `cache_body_seconds` | histogram | `space` |
+//! | `cache_invalidations_pending` | gauge | |
+//! | `cache_breaker_state` (0 closed, 1 half-open, 2 open) | gauge | |
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cache_keys::space::Space;
+
+use crate::registry;
+use crate::stats::Event;
+
+/// The label of keys and patterns outside every registered key space.
+pub(crate) const OTHER: &str = "(other)";
+/// The label of a pattern that reaches several key spaces.
+pub(crate) const SEVERAL: &str = "(several)";
+
+/// What a count or a duration is about: the label is worked out only when it is reported.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum At<'a> {
+    /// A key.
+    Key(&'a str),
+    /// A Redis glob pattern.
+    Pattern(&'a str),
+    /// Several keys at once (`get_many`, `set_many`).
+    Keys,
+}
+
+impl<'a> At<'a> {
+    /// One key, or several.
+    pub(crate) fn of_keys(keys: &[&'a str]) -> Self {
+        match keys {
+            [key] => At::Key(key),
+            _ => At::Keys,
+        }
+    }
+
+    /// The `space` label.
+    pub(crate) fn space(self) -> &'static str {
+        match self {
+            At::Key(key) => space_of_key(key),
+            At::Pattern(pattern) => space_of_pattern(pattern),
+            At::Keys => SEVERAL,
+        }
+    }
+}
+
+/// The registered heads, read once: the registry is complete at link time.
+fn heads() -> &'static HashSet<&'static str> {
+    static HEADS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    HEADS.get_or_init(|| registry::key_spaces().iter().map(|s| s.head).collect())
+}
+
+/// The head of the registered key space `key` belongs to: the key itself, or its longest prefix
+/// that ends before a `:` and is a registered head.
+pub(crate) fn space_of_key(key: &str) -> &'static str {
+    let heads = heads();
+    if let Some(head) = heads.get(key) {
+        return head;
+    }
+    key.rmatch_indices(':')
+        .find_map(|(at, _)| heads.get(&key[..at]).copied())
+        .unwrap_or(OTHER)
+}
+
+/// The one registered key space `pattern` reaches, [`SEVERAL`] or [`OTHER`].
+pub(crate) fn space_of_pattern(pattern: &str) -> &'static str {
+    let mut reached = registry::key_spaces().into_iter().filter(|s| {
+        Space {
+            head: s.head,
+            exact: s.exact,
+        }
+        .reached_by(pattern)
+    });
+    match (reached.next(), reached.next()) {
+        (Some(only), None) => only.head,
+        (Some(_), Some(_)) => SEVERAL,
+        (None, _) => OTHER,
+    }
+}
+
+/// Counts `n` occurrences of `event`.
+pub(crate) fn count(event: Event, at: At<'_>, n: u64) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(event.metric(), "space" => at.space()).increment(n);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (event, at, n);
+}
+
+/// Counts a failed backend call, by the kind of error.
+pub(crate) fn error(kind: &'static str, at: At<'_>) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("cache_errors_total", "space" => at.space(), "kind" => kind).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (kind, at);
+}
+
+/// What a duration measures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Timed {
+    /// One read of a key from the backend (a hit or not).
+    Read,
+    /// One store of a computed value.
+    Store,
+    /// One run of a cached function's body; also counted as `cache_body_runs_total`.
+    Body,
+}
+
+/// Records how long `what` took.
+pub(crate) fn duration(what: Timed, at: At<'_>, took: Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        let space = at.space();
+        let name = match what {
+            Timed::Read => "cache_read_seconds",
+            Timed::Store => "cache_store_seconds",
+            Timed::Body => {
+                metrics::counter!("cache_body_runs_total", "space" => space).increment(1);
+                "cache_body_seconds"
+            }
+        };
+        metrics::histogram!(name, "space" => space).record(took.as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (what, at, took);
+}
+
+/// Counts one pattern (or key) an `#[invalidate_cache]` function invalidated.
+pub(crate) fn invalidation(at: At<'_>) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("cache_invalidations_total", "space" => at.space()).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = at;
+}
+
+/// Counts a caller that waited for another caller's computation of the same key.
+pub(crate) fn joined(at: At<'_>) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("cache_flight_joins_total", "space" => at.space()).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = at;
+}
+
+/// Sets the `cache_invalidations_pending` gauge.
+pub(crate) fn pending(n: usize) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("cache_invalidations_pending").set(n as f64);
+    #[cfg(not(feature = "metrics"))]
+    let _ = n;
+}
+
+/// Sets the `cache_breaker_state` gauge: 0 closed, 1 half-open, 2 open.
+pub(crate) fn breaker(state: u8) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("cache_breaker_state").set(f64::from(state));
+    #[cfg(not(feature = "metrics"))]
+    let _ = state;
+}
