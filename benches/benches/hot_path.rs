@@ -2,7 +2,7 @@
 //! codec, and the whole `#[cached]` hit path over the in-process backend (the stub: a moka
 //! lookup that returns the stored bytes).
 //!
-//! `cargo bench -p cache-core --bench hot_path` (see docs/src/benchmarks.md).
+//! `cargo bench -p cache-bench --bench hot_path` (see docs/src/benchmarks.md).
 
 #![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
 
@@ -155,7 +155,7 @@ fn hit_path(c: &mut Criterion) {
 }
 
 /// Where LZ4 pays: the CPU it costs per value size against the bytes it saves on the wire
-/// (`cargo bench -p cache-core --features compression --bench hot_path -- compression`).
+/// (`cargo bench -p cache-bench --features compression --bench hot_path -- compression`).
 #[cfg(feature = "compression")]
 fn compression(c: &mut Criterion) {
     use cache_core::codec::Envelope;
