@@ -20,13 +20,13 @@ use crate::{fingerprint, CacheError};
 
 const MAGIC: [u8; 2] = [0xCA, 0xCE];
 /// 3: the fingerprint hashes the value's shape (2 hashed its type's name).
-const FORMAT_VERSION: u8 = 3;
+pub(crate) const FORMAT_VERSION: u8 = 3;
 /// The length of the envelope header.
 pub const HEADER_LEN: usize = 13;
 /// The most bytes a decode may claim for its containers (strings, vectors, maps).
 pub const MAX_DECODE_BYTES: usize = 512 * 1024 * 1024;
 /// Header flag: the payload is LZ4-compressed (block format, uncompressed size first).
-const FLAG_LZ4: u8 = 0x01;
+pub(crate) const FLAG_LZ4: u8 = 0x01;
 /// The flags this build can read.
 const KNOWN_FLAGS: u8 = if cfg!(feature = "compression") {
     FLAG_LZ4
@@ -135,7 +135,7 @@ impl CodecKind {
         }
     }
 
-    fn from_id(id: u8) -> Option<Self> {
+    pub(crate) fn from_id(id: u8) -> Option<Self> {
         [
             CodecKind::Bincode,
             #[cfg(feature = "json")]
@@ -206,7 +206,44 @@ mod offset {
     pub(super) const SHAPE: Range<usize> = 5..13;
 }
 
-/// The envelope header of a stored value.
+/// A value's header as stored, whatever codec and flags it names: what a tool that shows values
+/// reads (`cachectl inspect`), and the first step of [`Header::read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredHeader {
+    pub(crate) codec_id: u8,
+    pub(crate) flags: u8,
+    /// The schema fingerprint of the value ([`fingerprint::of`]).
+    pub(crate) shape: u64,
+}
+
+impl StoredHeader {
+    /// The header of `bytes` and the payload after it, if the header is ours and of this format
+    /// version.
+    pub(crate) fn read(bytes: &[u8]) -> Result<(StoredHeader, &[u8]), DecodeError> {
+        let Some((header, payload)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+            return Err(DecodeError::Foreign);
+        };
+        if header[offset::MAGIC] != MAGIC {
+            return Err(DecodeError::Foreign);
+        }
+        let version = header[offset::VERSION];
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let mut shape = [0u8; 8];
+        shape.copy_from_slice(&header[offset::SHAPE]);
+        Ok((
+            StoredHeader {
+                codec_id: header[offset::CODEC],
+                flags: header[offset::FLAGS],
+                shape: u64::from_le_bytes(shape),
+            },
+            payload,
+        ))
+    }
+}
+
+/// The envelope header of a value this build can decode.
 struct Header {
     codec: CodecKind,
     flags: u8,
@@ -229,30 +266,17 @@ impl Header {
     /// The header of `bytes` and the payload after it, if the header is ours, of this format
     /// version, and names a codec and flags this build reads.
     fn read(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
-        let Some((header, payload)) = bytes.split_first_chunk::<HEADER_LEN>() else {
-            return Err(DecodeError::Foreign);
-        };
-        if header[offset::MAGIC] != MAGIC {
-            return Err(DecodeError::Foreign);
+        let (stored, payload) = StoredHeader::read(bytes)?;
+        if stored.flags & !KNOWN_FLAGS != 0 {
+            return Err(DecodeError::Flags(stored.flags));
         }
-        let version = header[offset::VERSION];
-        if version != FORMAT_VERSION {
-            return Err(DecodeError::Version(version));
-        }
-        let flags = header[offset::FLAGS];
-        if flags & !KNOWN_FLAGS != 0 {
-            return Err(DecodeError::Flags(flags));
-        }
-        let id = header[offset::CODEC];
-        let codec = CodecKind::from_id(id).ok_or(DecodeError::UnknownCodec(id))?;
-        let mut shape = [0u8; 8];
-        shape.copy_from_slice(&header[offset::SHAPE]);
-        let shape = u64::from_le_bytes(shape);
+        let codec = CodecKind::from_id(stored.codec_id)
+            .ok_or(DecodeError::UnknownCodec(stored.codec_id))?;
         Ok((
             Header {
                 codec,
-                flags,
-                shape,
+                flags: stored.flags,
+                shape: stored.shape,
             },
             payload,
         ))
@@ -425,6 +449,19 @@ fn decompress(packed: &[u8], size: usize) -> Result<Vec<u8>, DecodeError> {
         return Err(corrupt(&format!("a claimed size of {size} bytes")));
     }
     lz4_flex::block::decompress(rest, size).map_err(|e| corrupt(&e))
+}
+
+/// Inflates the LZ4 payload of a value, refusing one that would be larger than `limit` with its
+/// header (`CACHE_MAX_VALUE_BYTES`) before allocating: for tools that show values.
+#[cfg(feature = "cli")]
+pub(crate) fn inflate(packed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let (payload_len, _) = lz4_flex::block::uncompressed_size(packed)
+        .map_err(|e| DecodeError::Corrupt(format!("lz4: {e}")))?;
+    let size = HEADER_LEN.saturating_add(payload_len);
+    if size > limit {
+        return Err(DecodeError::TooLarge { size, limit });
+    }
+    decompress(packed, payload_len)
 }
 
 /// The bytes being decompressed at once in this process, across caches.

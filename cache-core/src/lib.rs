@@ -20,6 +20,8 @@
 
 mod backend;
 mod cache;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod codec;
 mod config;
 mod error;
@@ -35,6 +37,9 @@ pub mod registry;
 mod runtime;
 mod stats;
 mod telemetry;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod web;
 
 pub use cache::Cache;
 pub use cache_macros::{cached, invalidate_cache};

@@ -81,3 +81,38 @@ pub fn command_at(port: u16, args: &[&str]) -> std::io::Result<Reply> {
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
     resp::request(port, &args)
 }
+
+/// A binary of this workspace that a test runs as a child process (an example, another
+/// package's binary), at `relative` under the test's `target/<profile>` directory.
+///
+/// `cargo test --workspace --all-features` builds every example and binary before running any
+/// test, so in a full run this only finds it. When it is missing or older than the test binary
+/// (a test run on its own, after a change), it is built first with `cargo build --all-features`
+/// and `build_args` (the same features, so nothing else is compiled twice).
+pub fn workspace_binary(relative: &str, build_args: &[&str]) -> std::path::PathBuf {
+    let test = std::env::current_exe().expect("the test binary's path");
+    // The test runs as target/<profile>/deps/<name>-<hash>.
+    let profile_dir = test
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let binary = profile_dir.join(format!("{relative}{}", std::env::consts::EXE_SUFFIX));
+    let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified());
+    let fresh = match (modified(&binary), modified(&test)) {
+        (Ok(built), Ok(test)) => built >= test,
+        _ => false,
+    };
+    if !fresh {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = std::process::Command::new(cargo)
+            .arg("build")
+            .arg("--all-features")
+            .args(build_args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build {build_args:?} failed");
+    }
+    assert!(binary.is_file(), "no binary at {}", binary.display());
+    binary
+}
