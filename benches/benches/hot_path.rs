@@ -12,46 +12,17 @@ use cache_core::__private::KeyBuf;
 use cache_core::codec::{decode_value, encode_value, CodecKind};
 use cache_core::{cached, Cache, CacheConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use serde::{Deserialize, Serialize};
 
 /// The default `CACHE_MAX_VALUE_BYTES`, the limit a cache decodes under.
 const LIMIT: usize = 16 << 20;
 
-/// About 100 bytes in bincode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Small {
-    id: u64,
-    name: String,
-    region: String,
-    tags: Vec<String>,
-    score: f64,
-    active: bool,
-}
+/// The values every scenario of cache-bench reads (the benchmark binary has no library to
+/// import them from).
+#[path = "../src/values.rs"]
+#[allow(dead_code)] // the bincode helpers serve cache-bench's baselines, not this benchmark
+mod values;
 
-/// About 10 KB in bincode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Large {
-    id: u64,
-    items: Vec<Small>,
-}
-
-fn small(id: u64) -> Small {
-    Small {
-        id,
-        name: format!("server-{id:08}.eu-west.example.com"),
-        region: "eu-west-1".to_owned(),
-        tags: vec!["prod".into(), "web".into(), "tier-1".into()],
-        score: 0.75,
-        active: true,
-    }
-}
-
-fn large(id: u64) -> Large {
-    Large {
-        id,
-        items: (0..96).map(|i| small(id * 1000 + i)).collect(),
-    }
-}
+use values::{large, small, Large, Small};
 
 #[cached(ttl = 3600, key_prefix = "server")]
 async fn get_server_details(server_id: i64) -> Small {

@@ -116,3 +116,22 @@ pub fn workspace_binary(relative: &str, build_args: &[&str]) -> std::path::PathB
     assert!(binary.is_file(), "no binary at {}", binary.display());
     binary
 }
+
+/// The sum of every sample of the metric `name` (any labels) in a Prometheus text page.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The value of `name{...space="space"...}` in a Prometheus text page, if it has that sample.
+pub fn metric_sample(text: &str, name: &str, space: &str) -> Option<f64> {
+    let label = format!("space=\"{space}\"");
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(&label))
+        .find_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+}

@@ -101,10 +101,14 @@ impl RedisServer {
     }
 
     /// Stops the process without killing it (SIGSTOP): connections stay open, nothing answers.
-    pub fn pause(&self) {
+    /// It runs again when the returned guard is dropped, so a failed assertion never leaves it
+    /// stopped.
+    #[must_use = "the server resumes when the guard is dropped"]
+    pub fn pause(&self) -> Paused<'_> {
         if let Some(pid) = self.pid() {
             signal(pid, "STOP");
         }
+        Paused(self)
     }
 
     /// Resumes a paused server (SIGCONT).
@@ -202,6 +206,16 @@ impl RedisServer {
             Reply::Integer(n) => n,
             other => panic!("DBSIZE answered {other:?}"),
         }
+    }
+}
+
+/// A paused server ([`RedisServer::pause`]); dropping it resumes the server.
+#[derive(Debug)]
+pub struct Paused<'a>(&'a RedisServer);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.resume();
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use integration_tests::{free_port, RedisServer};
+use integration_tests::{free_port, metric_sample, metric_sum, RedisServer};
 use serde_json::{json, Value};
 
 /// The example's socket timeout in these tests.
@@ -136,25 +136,6 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// The sum of every sample of the metric `name` (any labels).
-fn counter_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// The value of `name{space="space"}`, if there is such a sample.
-fn sample(text: &str, name: &str, space: &str) -> Option<f64> {
-    let label = format!("space=\"{space}\"");
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(&label))
-        .find_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_serves_from_the_cache_and_survives_redis() {
     let started = Instant::now();
@@ -194,22 +175,22 @@ async fn the_example_serves_from_the_cache_and_survives_redis() {
     assert_eq!(stats["total_servers"], 1000, "{stats}");
 
     let text = service.metrics().await;
-    assert!(counter_sum(&text, "cache_hits_total") >= 3.0, "{text}");
-    assert!(counter_sum(&text, "cache_misses_total") >= 1.0, "{text}");
+    assert!(metric_sum(&text, "cache_hits_total") >= 3.0, "{text}");
+    assert!(metric_sum(&text, "cache_misses_total") >= 1.0, "{text}");
     assert!(
-        counter_sum(&text, "cache_sets_total") >= 10.0,
+        metric_sum(&text, "cache_sets_total") >= 10.0,
         "the warming: {text}"
     );
     // Per function: server 1's reads, exactly.
     let space = "server:get_server_details";
     assert_eq!(
-        sample(&text, "cache_hits_total", space),
+        metric_sample(&text, "cache_hits_total", space),
         Some(3.0),
         "{text}"
     );
     // The miss of server 1 and of the server that does not exist.
     assert_eq!(
-        sample(&text, "cache_misses_total", space),
+        metric_sample(&text, "cache_misses_total", space),
         Some(2.0),
         "{text}"
     );

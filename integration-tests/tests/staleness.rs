@@ -740,9 +740,9 @@ async fn staleness_across_two_processes() {
             }
             Phase::Hang => {
                 sleep_until(start, Duration::from_secs_f64(seconds * 0.4)).await;
-                cache_server.pause();
+                let paused = cache_server.pause();
                 tokio::time::sleep(Duration::from_millis(1500)).await;
-                cache_server.resume();
+                drop(paused);
                 fault = "SIGSTOP for 1.5 s; ".into();
             }
             Phase::Blackhole => {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use cache_core::{cached, web, Cache, CacheConfig};
-use integration_tests::{closed_port_url, RedisServer};
+use integration_tests::{closed_port_url, metric_sample, metric_sum, RedisServer};
 use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -104,23 +104,13 @@ async fn a_closed_port_answers_503_with_the_error() {
     assert!(started.elapsed() < TIMEOUT + SLACK);
 }
 
-/// Resumes the server when dropped, so that a failed assertion does not leave it stopped.
-struct Resume<'a>(&'a RedisServer);
-
-impl Drop for Resume<'_> {
-    fn drop(&mut self) {
-        self.0.resume();
-    }
-}
-
 #[tokio::test]
 async fn a_hung_redis_answers_503_within_the_socket_timeout() {
     let server = RedisServer::start();
     let base = serve(web::health_router_for(cache_at(server.url()).await)).await;
     assert_eq!(health(&base).await.0, 200);
 
-    server.pause();
-    let _resume = Resume(&server);
+    let _paused = server.pause();
     let started = Instant::now();
     let (status, _, body) = health(&base).await;
     let took = started.elapsed();
@@ -184,41 +174,22 @@ async fn metrics_show_the_cache_counters_after_hits() {
         "both handles read the same recorder"
     );
 
-    let hits = counter_sum(&text, "cache_hits_total");
-    let misses = counter_sum(&text, "cache_misses_total");
+    let hits = metric_sum(&text, "cache_hits_total");
+    let misses = metric_sum(&text, "cache_misses_total");
     assert!(hits >= 9.0, "3 keys x 3 hits; got {hits}:\n{text}");
     assert!(misses >= 3.0, "3 keys x 1 miss; got {misses}:\n{text}");
     assert!(text.contains("# TYPE cache_hits_total counter"), "{text}");
 
     // Per function: the counters carry the key space of `triple`.
     assert_eq!(
-        sample(&text, "cache_hits_total", "web:triple"),
+        metric_sample(&text, "cache_hits_total", "web:triple"),
         Some(9.0),
         "{text}"
     );
     assert_eq!(
-        sample(&text, "cache_misses_total", "web:triple"),
+        metric_sample(&text, "cache_misses_total", "web:triple"),
         Some(3.0),
         "{text}"
     );
 }
 
-/// The sum of every sample of the metric `name` (with any labels).
-fn counter_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// The value of `name{...space="space"...}`, if there is such a sample.
-fn sample(text: &str, name: &str, space: &str) -> Option<f64> {
-    let label = format!("space=\"{space}\"");
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(&label))
-        .find_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-}
