@@ -117,6 +117,7 @@ async fn counters_histograms_gauges_and_spans_carry_the_key_space() {
     assert_eq!(get_server_details(4242).await, "server 4242"); // hit
     update_server(4242).await.unwrap();
     assert_eq!(get_server_details(4242).await, "server 4242"); // miss again
+
     // A key written by hand in the function's space counts there too (write-through).
     cache
         .set("server:get_server_details:7", &"seven".to_owned(), None)
@@ -146,8 +147,13 @@ async fn counters_histograms_gauges_and_spans_carry_the_key_space() {
     let closed = |outcome: &str| {
         text.lines()
             .filter(|l| l.contains("cache.read_through") && l.contains("close"))
-            .filter(|l| l.contains(&format!("space=\"{space}\"")) || l.contains(&format!("space={space}")))
-            .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")) || l.contains(&format!("outcome={outcome}")))
+            .filter(|l| {
+                l.contains(&format!("space=\"{space}\"")) || l.contains(&format!("space={space}"))
+            })
+            .filter(|l| {
+                l.contains(&format!("outcome=\"{outcome}\""))
+                    || l.contains(&format!("outcome={outcome}"))
+            })
             .count()
     };
     assert_eq!(closed("hit"), 2, "{text}");
@@ -159,7 +165,10 @@ async fn counters_histograms_gauges_and_spans_carry_the_key_space() {
     // No label value is a key or an argument.
     for (_, _, labels) in s.keys() {
         for (_, value) in labels {
-            assert!(!value.contains("4242") && !value.contains(":7"), "{labels:?}");
+            assert!(
+                !value.contains("4242") && !value.contains(":7"),
+                "{labels:?}"
+            );
         }
     }
 
@@ -175,7 +184,13 @@ async fn counters_histograms_gauges_and_spans_carry_the_key_space() {
     let s = seen(&snapshotter);
     let errors: u64 = ["connection", "timeout"]
         .iter()
-        .map(|kind| counter(&s, "cache_errors_total", &[("kind", kind), ("space", space)]))
+        .map(|kind| {
+            counter(
+                &s,
+                "cache_errors_total",
+                &[("kind", kind), ("space", space)],
+            )
+        })
         .sum();
     assert!(errors > 0, "{s:#?}");
     assert_eq!(gauge(&s, "cache_breaker_state"), Some(2.0));
