@@ -192,4 +192,3 @@ async fn metrics_show_the_cache_counters_after_hits() {
         "{text}"
     );
 }
-
