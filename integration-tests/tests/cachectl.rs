@@ -424,3 +424,47 @@ fn a_million_key_dry_run_counts_exactly_and_reports_progress() {
     assert_eq!(server.dbsize(), 1_001_000);
     eprintln!("1,000,000-key dry run: {elapsed:?}");
 }
+
+/// On a cluster, `stats` and `invalidate` walk every primary: the counts are exact although the
+/// keys hash to slots on all three, and UNLINK removes each key on its own node.
+#[tokio::test]
+async fn stats_and_invalidate_walk_every_primary_of_a_cluster() {
+    let cluster = integration_tests::cluster::RedisCluster::start();
+    let url = cluster.url();
+    let cache = cache(&url, CodecKind::Bincode).await;
+    cache
+        .set_many((0..300).map(|i| (format!("team:get_team:{i}"), i)), None)
+        .await
+        .unwrap();
+    cache
+        .set_many((0..50).map(|i| (format!("user:get_user:{i}"), i)), None)
+        .await
+        .unwrap();
+    let primaries: std::collections::BTreeSet<u16> = (0..300)
+        .map(|i| cluster.primary_port_of(&format!("team:get_team:{i}")))
+        .collect();
+    assert_eq!(primaries.len(), 3, "the keys should span every primary");
+
+    let out = cachectl(&url).arg("stats").assert().success();
+    let stdout = text(&out.get_output().stdout);
+    assert!(stdout.contains("of 350 keys"), "{stdout}");
+    assert!(stdout.contains("team:get_team"), "{stdout}");
+
+    let out = cachectl(&url)
+        .args(["invalidate", "team:*", "--dry-run"])
+        .assert()
+        .success();
+    let stdout = text(&out.get_output().stdout);
+    assert!(stdout.contains("300 keys match 'team:*'"), "{stdout}");
+
+    let out = cachectl(&url)
+        .args(["invalidate", "team:*", "--yes"])
+        .assert()
+        .success();
+    let stdout = text(&out.get_output().stdout);
+    assert!(stdout.contains("deleted 300 keys"), "{stdout}");
+    for i in [0, 150, 299] {
+        assert!(!cache.exists(&format!("team:get_team:{i}")).await.unwrap());
+    }
+    assert!(cache.exists("user:get_user:7").await.unwrap());
+}

@@ -1,14 +1,23 @@
 //! The raw Redis connection of `cachectl`: one fred client built from the configuration's URL
 //! (and TLS files) the way the library builds its pool, for the commands the library does not
 //! expose (SCAN, MEMORY USAGE, GET of raw bytes, PTTL, UNLINK, DBSIZE).
+//!
+//! On a cluster, the keyspace is every primary's: SCAN walks each of them, DBSIZE adds theirs up,
+//! and UNLINK goes key by key (the keys of one SCAN page may hash to many slots).
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use fred::clients::Client;
+use fred::interfaces::ClusterInterface;
 use fred::prelude::{
-    Builder, ClientLike, Config, Error as FredError, ReconnectPolicy, ServerInterface,
+    Builder, ClientLike, Config, Error as FredError, KeysInterface, ReconnectPolicy,
+    ServerInterface,
 };
 use fred::types::config::ServerConfig;
+use fred::types::scan::ScanResult;
+use fred::types::Key;
+use futures_util::Stream;
 
 use super::Failure;
 use crate::config::BackendConfig;
@@ -21,27 +30,17 @@ pub(crate) struct Redis {
     pub(crate) url: String,
     /// The socket timeout (`REDIS_SOCKET_TIMEOUT`), bounding each command.
     pub(crate) timeout: Duration,
+    /// A Redis Cluster (else one server, or the primary a sentinel group names).
+    clustered: bool,
 }
 
-/// What `cachectl` can do on a deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reach {
-    /// Keys by name only (GET, PTTL): any deployment.
-    Keys,
-    /// The whole keyspace (SCAN, DBSIZE): one server, or the primary a sentinel group names.
-    /// Clusters are refused: SCAN would have to walk every primary and UNLINK split per slot,
-    /// which `cachectl` does not do yet.
-    Keyspace,
-}
+/// The pages of a SCAN over the whole keyspace.
+pub(crate) type Pages = Pin<Box<dyn Stream<Item = Result<ScanResult, FredError>> + Send>>;
 
 impl Redis {
     /// Connects to the configured Redis within the socket timeout; `command` names the
     /// subcommand in errors.
-    pub(crate) async fn connect(
-        config: &CacheConfig,
-        command: &str,
-        reach: Reach,
-    ) -> Result<Redis, Failure> {
+    pub(crate) async fn connect(config: &CacheConfig, command: &str) -> Result<Redis, Failure> {
         let url = match config.backend() {
             BackendConfig::Redis(url) => url,
             BackendConfig::Memory { .. } => {
@@ -54,13 +53,7 @@ impl Redis {
         let shown = url.redacted();
         let mut fred_config = Config::from_url(url.expose())
             .map_err(|e| Failure::usage(format!("REDIS_URL {shown}: {}", e.details())))?;
-        if reach == Reach::Keyspace && matches!(fred_config.server, ServerConfig::Clustered { .. })
-        {
-            return Err(Failure::usage(format!(
-                "`cachectl {command}` does not support Redis Cluster yet ({shown}): it would have \
-                 to SCAN every primary and split UNLINK per hash slot"
-            )));
-        }
+        let clustered = matches!(fred_config.server, ServerConfig::Clustered { .. });
         #[cfg(feature = "tls")]
         if fred_config.tls.is_some() {
             if let Some(custom) = crate::backend::tls::client_config(config.tls())
@@ -87,6 +80,7 @@ impl Redis {
                 client,
                 url: shown,
                 timeout,
+                clustered,
             }),
             Ok(Err(e)) => Err(Failure::failed(format!(
                 "cannot connect to {shown}: {}",
@@ -101,12 +95,68 @@ impl Redis {
         }
     }
 
-    /// The number of keys in the database (DBSIZE).
+    /// The number of keys in the database (DBSIZE; on a cluster, every primary's together).
     pub(crate) async fn dbsize(&self) -> Result<u64, Failure> {
+        if !self.clustered {
+            return self
+                .client
+                .dbsize::<u64>()
+                .await
+                .map_err(|e| self.error("DBSIZE", &e));
+        }
+        let mut total = 0;
+        for primary in self.primaries() {
+            let on_node = self.client.with_cluster_node(primary.clone());
+            total += on_node
+                .dbsize::<u64>()
+                .await
+                .map_err(|e| self.error(&format!("DBSIZE on {primary}"), &e))?;
+        }
+        Ok(total)
+    }
+
+    /// How many servers hold keys: the primaries of a cluster, else one.
+    pub(crate) fn servers(&self) -> usize {
+        if self.clustered {
+            self.primaries().len().max(1)
+        } else {
+            1
+        }
+    }
+
+    fn primaries(&self) -> Vec<fred::types::config::Server> {
         self.client
-            .dbsize::<u64>()
-            .await
-            .map_err(|e| self.error("DBSIZE", &e))
+            .cached_cluster_state()
+            .map(|state| state.unique_primary_nodes())
+            .unwrap_or_default()
+    }
+
+    /// SCAN of the keys matching `pattern`, `count` at a time, on every server that holds keys.
+    /// On a cluster the primaries are walked at once and their pages interleave; a page without
+    /// more ([`has_more`](fred::types::scan::Scanner::has_more) false) ends one primary's walk.
+    pub(crate) fn scan(&self, pattern: &str, count: u32) -> Pages {
+        if self.clustered {
+            Box::pin(
+                self.client
+                    .scan_cluster(pattern.to_owned(), Some(count), None),
+            )
+        } else {
+            Box::pin(self.client.scan(pattern.to_owned(), Some(count), None))
+        }
+    }
+
+    /// UNLINK of `keys`; how many existed. One command on one server; on a cluster one per key,
+    /// pipelined (the keys may hash to many slots).
+    pub(crate) async fn unlink(&self, keys: Vec<Key>) -> Result<u64, FredError> {
+        if !self.clustered {
+            return self.client.unlink::<u64, _>(keys).await;
+        }
+        let pipeline = self.client.pipeline();
+        for key in keys {
+            let _: () = pipeline.unlink(key).await?;
+        }
+        let counts: Vec<u64> = pipeline.all().await?;
+        Ok(counts.into_iter().sum())
     }
 
     /// The error of `command`, with the server it was sent to.

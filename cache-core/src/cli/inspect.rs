@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use fred::prelude::KeysInterface;
 
-use super::connect::{Reach, Redis};
+use super::connect::Redis;
 use super::Failure;
 use crate::codec::{inflate, CodecKind, DecodeError, StoredHeader, FLAG_LZ4, FORMAT_VERSION};
 use crate::CacheConfig;
@@ -16,7 +16,7 @@ use crate::CacheConfig;
 const PREVIEW_BYTES: usize = 64;
 
 pub(super) async fn run(config: &CacheConfig, key: &str) -> Result<(), Failure> {
-    let redis = Redis::connect(config, "inspect", Reach::Keys).await?;
+    let redis = Redis::connect(config, "inspect").await?;
     let read = async {
         let bytes: Option<Bytes> = redis
             .client

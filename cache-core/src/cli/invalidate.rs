@@ -7,12 +7,11 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use fred::prelude::KeysInterface;
 use fred::types::scan::Scanner;
 use fred::types::Key;
 use futures_util::StreamExt;
 
-use super::connect::{Reach, Redis};
+use super::connect::Redis;
 use super::progress::{self, Mode, Progress};
 use super::{Failure, EXIT_FAILED};
 use crate::CacheConfig;
@@ -60,7 +59,7 @@ pub(super) async fn run(config: &CacheConfig, args: &Args) -> Result<(), Failure
     }
     cache_keys::pattern::validate(&args.pattern)
         .map_err(|e| Failure::usage(format!("pattern {:?}: {e}", args.pattern)))?;
-    let redis = Redis::connect(config, "invalidate", Reach::Keyspace).await?;
+    let redis = Redis::connect(config, "invalidate").await?;
     let outcome = invalidate(&redis, args).await;
     redis.close().await;
     outcome
@@ -107,11 +106,10 @@ async fn walk(redis: &Redis, args: &Args, total: u64, pass: Pass) -> Result<u64,
         Pass::Delete => "deleted",
     };
     let mut progress = Progress::start(args.progress, total, args.progress_every, verb);
-    let pages = redis
-        .client
-        .scan(args.pattern.clone(), Some(SCAN_COUNT), None);
-    let mut pages = std::pin::pin!(pages);
+    let mut pages = redis.scan(&args.pattern, SCAN_COUNT);
     let mut counted = 0u64;
+    // On a cluster, how many primaries have been walked to the end.
+    let mut servers_done = 0usize;
     loop {
         let mut page = match tokio::time::timeout(redis.timeout, pages.next()).await {
             Err(_) => {
@@ -132,15 +130,19 @@ async fn walk(redis: &Redis, args: &Args, total: u64, pass: Pass) -> Result<u64,
             Ok(Some(Ok(page))) => page,
         };
         let keys: Vec<Key> = page.take_results().unwrap_or_default();
-        let share = progress::scanned_share(page.cursor().as_deref(), page.has_more());
+        let share = if redis.servers() == 1 {
+            progress::scanned_share(page.cursor().as_deref(), page.has_more())
+        } else {
+            servers_done += usize::from(!page.has_more());
+            servers_done as f64 / redis.servers() as f64
+        };
         // Ask for the next page before removing this one, so that both travel at once.
         page.next();
         match pass {
             Pass::Count => counted += keys.len() as u64,
             Pass::Delete if keys.is_empty() => {}
             Pass::Delete => {
-                let removed =
-                    tokio::time::timeout(redis.timeout, redis.client.unlink::<u64, _>(keys)).await;
+                let removed = tokio::time::timeout(redis.timeout, redis.unlink(keys)).await;
                 match removed {
                     Ok(Ok(n)) => counted += n,
                     Ok(Err(e)) => {

@@ -10,7 +10,7 @@ use fred::types::scan::Scanner;
 use fred::types::{Key, Value};
 use futures_util::StreamExt;
 
-use super::connect::{Reach, Redis};
+use super::connect::Redis;
 use super::Failure;
 use crate::CacheConfig;
 
@@ -66,7 +66,7 @@ pub(super) async fn run(config: &CacheConfig, sample: u64) -> Result<(), Failure
     if sample == 0 {
         return Err(Failure::usage("--sample must be at least 1"));
     }
-    let redis = Redis::connect(config, "stats", Reach::Keyspace).await?;
+    let redis = Redis::connect(config, "stats").await?;
     let result = collect(&redis, sample).await;
     let total = redis.dbsize().await;
     redis.close().await;
@@ -84,8 +84,7 @@ async fn collect(
     let started = Instant::now();
     let mut spaces: HashMap<String, Tally> = HashMap::new();
     let mut sampled = 0u64;
-    let pages = redis.client.scan("*", Some(SCAN_COUNT), None);
-    let mut pages = std::pin::pin!(pages);
+    let mut pages = redis.scan("*", SCAN_COUNT);
     while sampled < sample {
         let next = tokio::time::timeout(redis.timeout, pages.next()).await;
         let mut page = match next {
