@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests and the quickstart need on Debian/Ubuntu, where it is missing:
-# redis-server, redis-cli (redis-tools) and redis-sentinel. Safe to run again.
+# redis-server, redis-cli (redis-tools), redis-sentinel and wrk. Safe to run again.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk) # servers_api/load.sh
 
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
