@@ -183,9 +183,23 @@ async fn the_breaker_opens_on_outage_skips_redis_and_closes_when_it_returns() {
     }
     println!("breaker half-open {:?} after the restart", back.elapsed());
     assert_eq!(cache.health_check().await.circuit, "half-open");
-    // Successful trial calls close it.
-    cache.set("k", &2u8, None).await.unwrap();
-    assert_eq!(cache.get::<u8>("k").await.unwrap(), Some(2));
-    assert_eq!(cache.get::<u8>("k").await.unwrap(), Some(2));
-    assert_eq!(cache.health_check().await.circuit, "closed");
+    // Successful trial calls close it. (A connection that fred had opened just before the
+    // restart can still fail one trial with "Connection closed unexpectedly": that opens the
+    // breaker again, and the next probe half-opens it; so: closed within a bound.)
+    let trials = Instant::now();
+    loop {
+        let stored = cache.set("k", &2u8, None).await;
+        let read = cache.get::<u8>("k").await;
+        let read_again = cache.get::<u8>("k").await;
+        if cache.health_check().await.circuit == "closed" {
+            assert_eq!(read_again.unwrap(), Some(2), "{stored:?} {read:?}");
+            break;
+        }
+        assert!(
+            trials.elapsed() < Duration::from_secs(5),
+            "trial calls never closed it: {stored:?} {read:?} {read_again:?} {:?}",
+            cache.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -11,6 +11,11 @@
 //! stuck (a frozen server, a socket left half-open by a partition), the pool replaces its
 //! connections.
 //!
+//! The watchdog also fails at once the commands in flight on a connection that fred reports
+//! disconnected: a command handed to fred just before its connection closed (Redis killed,
+//! restarted) waits in fred's queue while fred reconnects, and without this it would wait out
+//! the whole socket timeout, holding its caller, with the breaker still closed.
+//!
 //! A command that finds no free slot (hundreds in flight on one connection) falls back to
 //! fred's own timer.
 
@@ -32,6 +37,8 @@ const PROBES: usize = 8;
 const FREE: u64 = 0;
 /// A slot whose command the watchdog found past the timeout.
 const EXPIRED: u64 = u64::MAX;
+/// A slot whose command the watchdog failed because its connection is down.
+const LOST: u64 = u64::MAX - 1;
 
 /// The commands in flight on the connections of one pool.
 pub(crate) struct InFlight {
@@ -52,7 +59,7 @@ struct Connection {
 #[repr(align(64))]
 struct Slot {
     /// The command's start, in microseconds after `origin` (at least 1, so that no start is
-    /// [`FREE`]); or [`FREE`], or [`EXPIRED`].
+    /// [`FREE`]); or [`FREE`], [`EXPIRED`] or [`LOST`].
     stamp: AtomicU64,
     /// Wakes the command when the watchdog expires it.
     waker: AtomicWaker,
@@ -64,9 +71,14 @@ pub(crate) struct Ticket<'a> {
     slot: Option<&'a Slot>,
 }
 
-/// The watchdog found the command past the timeout.
-#[derive(Debug)]
-pub(crate) struct Expired;
+/// Why the watchdog ended a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// It was in flight longer than the socket timeout.
+    Timeout,
+    /// Its connection is down.
+    Lost,
+}
 
 impl InFlight {
     /// Nothing in flight on `connections` connections whose commands must answer within `timeout`.
@@ -110,39 +122,48 @@ impl InFlight {
         Ticket { connection, slot }
     }
 
-    /// Marks the commands that have been in flight longer than the timeout and wakes them;
-    /// whether there were any.
-    pub(crate) fn expire_overdue(&self) -> bool {
+    /// Ends and wakes the commands that have been in flight longer than the timeout
+    /// ([`Expired::Timeout`]) and those on a connection that `down(i)` says is disconnected
+    /// ([`Expired::Lost`]); whether any timed out.
+    pub(crate) fn expire_overdue(&self, down: impl Fn(usize) -> bool) -> bool {
         let now = self.now();
         let limit = u64::try_from(self.timeout.as_micros()).unwrap_or(u64::MAX);
-        let mut expired = false;
-        for connection in self.connections.iter() {
+        let mut timed_out = false;
+        for (i, connection) in self.connections.iter().enumerate() {
             if connection.count.load(Relaxed) == 0 {
                 continue;
             }
+            let lost = down(i);
             for slot in connection.slots.iter() {
                 let stamp = slot.stamp.load(Relaxed);
-                if stamp != FREE
-                    && stamp != EXPIRED
-                    && now.saturating_sub(stamp) > limit
-                    && slot
-                        .stamp
-                        .compare_exchange(stamp, EXPIRED, AcqRel, Relaxed)
-                        .is_ok()
+                if stamp == FREE || stamp == EXPIRED || stamp == LOST {
+                    continue;
+                }
+                let end = if now.saturating_sub(stamp) > limit {
+                    EXPIRED
+                } else if lost {
+                    LOST
+                } else {
+                    continue;
+                };
+                if slot
+                    .stamp
+                    .compare_exchange(stamp, end, AcqRel, Relaxed)
+                    .is_ok()
                 {
                     slot.waker.wake();
-                    expired = true;
+                    timed_out |= end == EXPIRED;
                 }
             }
         }
-        expired
+        timed_out
     }
 
-    /// Now as a stamp: never [`FREE`] nor [`EXPIRED`].
+    /// Now as a stamp: never [`FREE`], [`LOST`] nor [`EXPIRED`].
     fn now(&self) -> u64 {
         u64::try_from(self.origin.elapsed().as_micros())
             .unwrap_or(u64::MAX)
-            .clamp(FREE + 1, EXPIRED - 1)
+            .clamp(FREE + 1, LOST - 1)
     }
 }
 
@@ -168,8 +189,10 @@ impl Ticket<'_> {
             if let Some(slot) = self.slot {
                 // Registered before the check, so that an expiry in between still wakes us.
                 slot.waker.register(cx.waker());
-                if slot.stamp.load(Acquire) == EXPIRED {
-                    return Poll::Ready(Err(Expired));
+                match slot.stamp.load(Acquire) {
+                    EXPIRED => return Poll::Ready(Err(Expired::Timeout)),
+                    LOST => return Poll::Ready(Err(Expired::Lost)),
+                    _ => {}
                 }
             }
             Poll::Pending
@@ -213,8 +236,14 @@ pub(crate) fn tick(timeout: Duration) -> Duration {
 }
 
 /// Runs the watchdog of `in_flight` on the current runtime until the pool is dropped: each
-/// tick, expires the commands past the timeout and, when there were any, calls `stuck`.
-pub(crate) fn watch(in_flight: Weak<InFlight>, every: Duration, stuck: impl Fn() + Send + 'static) {
+/// tick, ends the commands past the timeout or on a connection that `down(i)` says is
+/// disconnected and, when any timed out, calls `stuck`.
+pub(crate) fn watch(
+    in_flight: Weak<InFlight>,
+    every: Duration,
+    down: impl Fn(usize) -> bool + Send + 'static,
+    stuck: impl Fn() + Send + 'static,
+) {
     drop(tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -223,7 +252,7 @@ pub(crate) fn watch(in_flight: Weak<InFlight>, every: Duration, stuck: impl Fn()
             let Some(in_flight) = in_flight.upgrade() else {
                 return;
             };
-            if in_flight.expire_overdue() {
+            if in_flight.expire_overdue(&down) {
                 stuck();
             }
         }
@@ -263,12 +292,25 @@ mod tests {
         assert!(waiting.as_mut().now_or_never().is_none());
         std::thread::sleep(Duration::from_millis(40));
         let young = in_flight.start(0);
-        assert!(in_flight.expire_overdue());
+        assert!(in_flight.expire_overdue(|_| false));
         // Woken, and done with a timeout.
-        assert!(matches!(waiting.await, Err(Expired)));
+        assert!(matches!(waiting.await, Err(Expired::Timeout)));
         assert!(matches!(young.watch(|| async { 7 }).await, Ok(7)));
         // Expired once: a second look finds nothing new.
-        assert!(!in_flight.expire_overdue());
+        assert!(!in_flight.expire_overdue(|_| false));
+    }
+
+    #[tokio::test]
+    async fn commands_on_a_lost_connection_end_at_once() {
+        let in_flight = InFlight::new(2, Duration::from_secs(60));
+        let on_lost = in_flight.start(0);
+        let on_live = in_flight.start(1);
+        let lost = on_lost.watch(std::future::pending::<()>);
+        let mut live = std::pin::pin!(on_live.watch(std::future::pending::<()>));
+        // Not a timeout: the stuck callback is not due.
+        assert!(!in_flight.expire_overdue(|i| i == 0));
+        assert!(matches!(lost.await, Err(Expired::Lost)));
+        assert!(live.as_mut().now_or_never().is_none());
     }
 
     #[test]

@@ -91,7 +91,10 @@ impl<'p> Picked<'p> {
     {
         match self.ticket.watch(|| command(self.client)).await {
             Ok(reply) => reply.map_err(|e| pool.error(e)),
-            Err(Expired) => Err(CacheError::Timeout(pool.timeout)),
+            Err(Expired::Timeout) => Err(CacheError::Timeout(pool.timeout)),
+            Err(Expired::Lost) => Err(CacheError::Connection(
+                "the connection closed (reconnecting in the background)".to_owned(),
+            )),
         }
     }
 }
@@ -230,9 +233,11 @@ impl RedisPool {
         };
         let in_flight = Arc::new(InFlight::new(pool_size, timeout));
         let stuck = pool.clone();
+        let connections: Vec<Client> = pool.clients().to_vec();
         in_flight::watch(
             Arc::downgrade(&in_flight),
             in_flight::tick(timeout),
+            move |i| connections.get(i).is_some_and(|c| !c.is_connected()),
             move || replace_connections(&stuck),
         );
         let backend = RedisPool {
