@@ -16,8 +16,8 @@
 //! restarted) waits in fred's queue while fred reconnects, and without this it would wait out
 //! the whole socket timeout, holding its caller, with the breaker still closed.
 //!
-//! A command that finds no free slot (hundreds in flight on one connection) falls back to
-//! fred's own timer.
+//! A command that finds no free slot (all 256 taken on one connection) falls back to fred's own
+//! timer.
 
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
@@ -31,8 +31,6 @@ use futures_util::task::AtomicWaker;
 
 /// Stamps per connection: four times the load at which a pool spills onto its next connection.
 const SLOTS: usize = 256;
-/// How many slots a command tries before it falls back to fred's timer.
-const PROBES: usize = 8;
 /// A slot no command holds.
 const FREE: u64 = 0;
 /// A slot whose command the watchdog found past the timeout.
@@ -112,7 +110,10 @@ impl InFlight {
         connection.count.fetch_add(1, Relaxed);
         let hint = next_hint();
         let now = self.now();
-        let slot = (0..PROBES)
+        // Usually the first slot tried is free; the walk goes on through every slot (two threads
+        // whose walks meet would otherwise both find their few tries taken, and fall back to the
+        // timer, which a lost connection does not end early).
+        let slot = (0..SLOTS)
             .map(|p| &connection.slots[hint.wrapping_add(p) % SLOTS])
             .find(|slot| {
                 slot.stamp
