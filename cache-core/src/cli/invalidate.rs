@@ -108,7 +108,8 @@ async fn walk(redis: &Redis, args: &Args, total: u64, pass: Pass) -> Result<u64,
     let mut progress = Progress::start(args.progress, total, args.progress_every, verb);
     let mut pages = redis.scan(&args.pattern, SCAN_COUNT);
     let mut counted = 0u64;
-    // On a cluster, how many primaries have been walked to the end.
+    // On a cluster, how many primaries have been walked to the end, of how many.
+    let servers = redis.servers();
     let mut servers_done = 0usize;
     loop {
         let mut page = match tokio::time::timeout(redis.timeout, pages.next()).await {
@@ -130,11 +131,11 @@ async fn walk(redis: &Redis, args: &Args, total: u64, pass: Pass) -> Result<u64,
             Ok(Some(Ok(page))) => page,
         };
         let keys: Vec<Key> = page.take_results().unwrap_or_default();
-        let share = if redis.servers() == 1 {
+        let share = if servers == 1 {
             progress::scanned_share(page.cursor().as_deref(), page.has_more())
         } else {
             servers_done += usize::from(!page.has_more());
-            servers_done as f64 / redis.servers() as f64
+            servers_done as f64 / servers as f64
         };
         // Ask for the next page before removing this one, so that both travel at once.
         page.next();
