@@ -7,7 +7,8 @@
 //! perf record -F 999 -g -- target/release/examples/hit_load fred 2 64 10
 //! ```
 //!
-//! Arguments: `cache` or `fred`, the pool size, the number of tasks, the seconds to run.
+//! Arguments: `cache` or `fred`, the pool size, the number of tasks, the seconds to run. Each
+//! task reads a key of its own (`hit:0`, `hit:1`, ...), as the requests of a service would.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,9 @@ use bytes::Bytes;
 use cache_core::{Cache, CacheConfig};
 use fred::prelude::{Builder, ClientLike, Config, KeysInterface};
 use integration_tests::RedisServer;
+
+/// One read of the key given, checked.
+type Hit = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -39,11 +43,7 @@ fn main() {
     let value = vec![7u8; 100];
     let done = Arc::new(AtomicU64::new(0));
     runtime.block_on(async {
-        let load: Arc<
-            dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-                + Send
-                + Sync,
-        > = match which.as_str() {
+        let load: Arc<dyn Fn(String) -> Hit + Send + Sync> = match which.as_str() {
             "cache" => {
                 let config = CacheConfig::builder()
                     .url(&url)
@@ -51,11 +51,16 @@ fn main() {
                     .build()
                     .expect("config");
                 let cache = Cache::new(config).await.expect("cache");
-                cache.set("hit", &value, None).await.expect("set");
-                Arc::new(move || {
+                for task in 0..tasks {
+                    cache
+                        .set(&format!("hit:{task}"), &value, None)
+                        .await
+                        .expect("set");
+                }
+                Arc::new(move |key| {
                     let cache = cache.clone();
                     Box::pin(async move {
-                        let v: Option<Vec<u8>> = cache.get("hit").await.expect("get");
+                        let v: Option<Vec<u8>> = cache.get(&key).await.expect("get");
                         assert!(v.is_some());
                     })
                 })
@@ -65,14 +70,16 @@ fn main() {
                     .build_pool(pool)
                     .expect("pool");
                 client.init().await.expect("connect");
-                let _: () = client
-                    .set("hit", value.clone(), None, None, false)
-                    .await
-                    .expect("set");
-                Arc::new(move || {
+                for task in 0..tasks {
+                    let _: () = client
+                        .set(format!("hit:{task}"), value.clone(), None, None, false)
+                        .await
+                        .expect("set");
+                }
+                Arc::new(move |key| {
                     let client = client.clone();
                     Box::pin(async move {
-                        let v: Bytes = client.get("hit").await.expect("get");
+                        let v: Bytes = client.get(key).await.expect("get");
                         assert_eq!(v.len(), 100);
                     })
                 })
@@ -81,11 +88,12 @@ fn main() {
         };
         let started = Instant::now();
         let workers: Vec<_> = (0..tasks)
-            .map(|_| {
+            .map(|task| {
                 let (load, done) = (load.clone(), done.clone());
+                let key = format!("hit:{task}");
                 tokio::spawn(async move {
                     while started.elapsed() < run_for {
-                        load().await;
+                        load(key.clone()).await;
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                 })

@@ -64,6 +64,7 @@ pub(crate) async fn connect(config: &CacheConfig) -> Result<Connected, CacheErro
                 pool_size: config.pool_size(),
                 timeout: config.socket_timeout(),
                 clear_timeout: config.clear_timeout(),
+                read_batch: config.read_batch(),
                 tls: config.tls().clone(),
             };
             let (backend, started) = io.run(RedisBackend::connect_home(settings)).await??;

@@ -31,6 +31,7 @@ pub(crate) struct PoolSettings {
     pub(crate) pool_size: usize,
     pub(crate) timeout: Duration,
     pub(crate) clear_timeout: Duration,
+    pub(crate) read_batch: usize,
     pub(crate) tls: TlsFiles,
 }
 
@@ -46,6 +47,7 @@ impl PoolSettings {
             size,
             self.timeout,
             self.clear_timeout,
+            self.read_batch,
             self.tls.clone(),
         )
         .await
@@ -175,7 +177,7 @@ impl Drop for RedisBackend {
 
 impl Backend for RedisBackend {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        self.here().await?.get(key).await
+        self.here().await?.get_gathered(key).await
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {

@@ -27,6 +27,7 @@ pub struct CacheConfigBuilder {
     breaker_probe_interval: Option<Duration>,
     lease_ttl: Option<Duration>,
     clear_timeout: Option<Duration>,
+    read_batch: Option<usize>,
     max_value_bytes: Option<usize>,
     compress_min_bytes: Option<usize>,
     offload_min_bytes: Option<usize>,
@@ -54,6 +55,7 @@ impl fmt::Debug for CacheConfigBuilder {
             .field("breaker_probe_interval", &self.breaker_probe_interval)
             .field("lease_ttl", &self.lease_ttl)
             .field("clear_timeout", &self.clear_timeout)
+            .field("read_batch", &self.read_batch)
             .field("max_value_bytes", &self.max_value_bytes)
             .field("compress_min_bytes", &self.compress_min_bytes)
             .field("offload_min_bytes", &self.offload_min_bytes)
@@ -135,6 +137,13 @@ impl CacheConfigBuilder {
     /// The most one `clear_pattern` may take in all (`CACHE_CLEAR_TIMEOUT`); above zero.
     pub fn clear_timeout(mut self, timeout: Duration) -> Self {
         self.clear_timeout = Some(timeout);
+        self
+    }
+
+    /// The most concurrent reads one `MGET` gathers under load (`CACHE_READ_BATCH`); at least
+    /// 1, and 1 turns gathering off (the guide's Benchmarks chapter measures it).
+    pub fn read_batch(mut self, keys: usize) -> Self {
+        self.read_batch = Some(keys);
         self
     }
 
@@ -236,6 +245,14 @@ impl CacheConfigBuilder {
                 Some("0"),
             ));
         }
+        let read_batch = self.read_batch.unwrap_or(d.read_batch);
+        if read_batch == 0 {
+            return Err(ConfigError::new(
+                "CACHE_READ_BATCH",
+                "a whole number of at least 1 (1: no batching)",
+                Some("0"),
+            ));
+        }
         let uses_tls = match &backend {
             BackendConfig::Redis(url) => url::Url::parse(url.expose())
                 .is_ok_and(|u| SCHEMES.iter().any(|&(s, tls)| tls && s == u.scheme())),
@@ -270,6 +287,7 @@ impl CacheConfigBuilder {
             breaker_probe_interval,
             lease_ttl,
             clear_timeout,
+            read_batch,
             max_value_bytes,
             compress_min_bytes,
             offload_min_bytes: self.offload_min_bytes.unwrap_or(d.offload_min_bytes),

@@ -104,7 +104,7 @@ fn none() -> String {
 }
 
 /// Every variable [`CacheConfig::from_lookup`] reads: its name, default and reader.
-pub(super) const VARIABLES: [Variable; 25] = [
+pub(super) const VARIABLES: [Variable; 26] = [
     Variable {
         name: "REDIS_URL",
         default: || code(defaults::URL),
@@ -212,6 +212,14 @@ pub(super) const VARIABLES: [Variable; 25] = [
         name: "CACHE_CLEAR_TIMEOUT",
         default: || code(defaults::CLEAR_TIMEOUT_SECS),
         read: Read::Setting(|b, name, v| Ok(b.clear_timeout(parse_seconds(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_READ_BATCH",
+        default: || code(defaults::READ_BATCH),
+        read: Read::Setting(|b, name, v| {
+            let n = parse_positive(name, v)?;
+            Ok(b.read_batch(usize::try_from(n).unwrap_or(usize::MAX)))
+        }),
     },
     Variable {
         name: "CACHE_MAX_VALUE_BYTES",

@@ -81,6 +81,7 @@ pub struct CacheConfig {
     breaker_probe_interval: Duration,
     lease_ttl: Duration,
     clear_timeout: Duration,
+    read_batch: usize,
     max_value_bytes: usize,
     compress_min_bytes: usize,
     offload_min_bytes: usize,
@@ -118,6 +119,9 @@ mod defaults {
     pub const BREAKER_PROBE_INTERVAL_MS: u64 = 500;
     pub const LEASE_TTL_SECS: u64 = 10;
     pub const CLEAR_TIMEOUT_SECS: u64 = 60;
+    /// The most reads one `MGET` gathers: the highest concurrency of cache-bench, where one
+    /// batch carried about 30 keys on average.
+    pub const READ_BATCH: usize = 64;
     pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
     pub const COMPRESS_MIN_BYTES_WITH_FEATURE: usize = 8 * 1024;
     /// 0 (never) without the `compression` feature.
@@ -146,6 +150,7 @@ impl Default for CacheConfig {
             breaker_probe_interval: Duration::from_millis(defaults::BREAKER_PROBE_INTERVAL_MS),
             lease_ttl: Duration::from_secs(defaults::LEASE_TTL_SECS),
             clear_timeout: Duration::from_secs(defaults::CLEAR_TIMEOUT_SECS),
+            read_batch: defaults::READ_BATCH,
             max_value_bytes: defaults::MAX_VALUE_BYTES,
             compress_min_bytes: defaults::COMPRESS_MIN_BYTES,
             offload_min_bytes: defaults::OFFLOAD_MIN_BYTES,
@@ -221,6 +226,12 @@ impl CacheConfig {
     /// The most one `clear_pattern` may take in all (`CACHE_CLEAR_TIMEOUT`).
     pub fn clear_timeout(&self) -> Duration {
         self.clear_timeout
+    }
+
+    /// The most concurrent reads one `MGET` gathers under load (`CACHE_READ_BATCH`); 1: none
+    /// are gathered, each read is a GET of its own.
+    pub fn read_batch(&self) -> usize {
+        self.read_batch
     }
 
     /// The largest encoded value `set` accepts (`CACHE_MAX_VALUE_BYTES`).

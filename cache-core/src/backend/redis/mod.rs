@@ -22,6 +22,7 @@ use fred::types::config::ReconnectError;
 use fred::types::scripts::Script;
 use fred::types::Value;
 
+mod batch;
 mod clear;
 mod cluster;
 mod health;
@@ -120,6 +121,10 @@ pub(crate) struct RedisPool {
     clear_timeout: Duration,
     /// Single server, sentinel group or cluster.
     topology: Topology,
+    /// Where concurrent GETs gather into one MGET; `None` on a cluster.
+    batches: Option<batch::Batches>,
+    /// The runtime that drives the connections, where batches are sent from.
+    runtime: tokio::runtime::Handle,
     /// Reads go to replicas (cluster only, feature `replicas`).
     #[cfg_attr(not(feature = "replicas"), allow(dead_code))]
     replica_reads: bool,
@@ -149,6 +154,7 @@ impl RedisPool {
         pool_size: usize,
         timeout: Duration,
         clear_timeout: Duration,
+        read_batch: usize,
         tls: TlsFiles,
     ) -> Result<(Self, Result<(), CacheError>), CacheError> {
         let (url, tls) = (&url, &tls);
@@ -249,6 +255,13 @@ impl RedisPool {
             last_replaced_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
             timeout,
             clear_timeout,
+            batches: match topology {
+                Topology::Standalone | Topology::Sentinel if read_batch > 1 => {
+                    Some(batch::Batches::new(read_batch))
+                }
+                Topology::Standalone | Topology::Sentinel | Topology::Cluster => None,
+            },
+            runtime: tokio::runtime::Handle::current(),
             topology,
             replica_reads,
         };
