@@ -94,14 +94,15 @@ impl Cache {
         &self,
         key: &str,
     ) -> Result<Option<V>, CacheError> {
-        match self.inner.read(key).await {
-            Read::Value(bytes) => Ok(self.inner.decode(key, &bytes)),
+        let at = At::Key(key).resolved();
+        match self.inner.read(key, at).await {
+            Read::Value(bytes) => Ok(self.inner.decode(key, at, &bytes)),
             Read::Absent | Read::Leased => {
-                self.inner.count(Event::Miss, At::Key(key), 1);
+                self.inner.count(Event::Miss, at, 1);
                 Ok(None)
             }
             Read::Failed(error) => {
-                self.inner.count(Event::Miss, At::Key(key), 1);
+                self.inner.count(Event::Miss, at, 1);
                 self.inner.settle(Err(error), None)
             }
         }
@@ -269,7 +270,7 @@ impl Cache {
                 Some(bytes)
                     if !crate::lease::is_marker(&bytes) && !self.inner.pending_covers(key) =>
                 {
-                    self.inner.decode(key, &bytes)
+                    self.inner.decode(key, At::Key(key), &bytes)
                 }
                 _ => {
                     self.inner.count(Event::Miss, At::Key(key), 1);

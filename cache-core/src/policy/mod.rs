@@ -214,9 +214,9 @@ impl Policy {
         result
     }
 
-    /// A plain read of `key`: absent when a pending invalidation covers it; a lease marker reads
-    /// as [`Read::Leased`]. Counts failures, not misses.
-    pub(crate) async fn read(&self, key: &str) -> Read {
+    /// A plain read of `key` (reported `at`): absent when a pending invalidation covers it; a
+    /// lease marker reads as [`Read::Leased`]. Counts failures, not misses.
+    pub(crate) async fn read(&self, key: &str, at: At<'_>) -> Read {
         let Some(store) = &self.store else {
             tokio::task::coop::consume_budget().await;
             return Read::Absent;
@@ -229,13 +229,13 @@ impl Policy {
         let read = self
             .guarded(store, |s| async move { on_store!(s, |b| b.get(key).await) })
             .await;
-        telemetry::duration(Timed::Read, At::Key(key), started.elapsed());
+        telemetry::duration(Timed::Read, at, started.elapsed());
         match read {
             Ok(Some(bytes)) if lease::is_marker(&bytes) => Read::Leased,
             Ok(Some(bytes)) => Read::Value(bytes),
             Ok(None) => Read::Absent,
             Err(e) => {
-                self.count_failure("get", At::Key(key), &e);
+                self.count_failure("get", at, &e);
                 Read::Failed(e)
             }
         }
@@ -255,21 +255,22 @@ impl Policy {
         Ok(Bytes::from(bytes))
     }
 
-    /// Decodes stored bytes, counting a hit, a schema mismatch, or a corrupt miss (logged once
-    /// per key).
+    /// Decodes the bytes stored under `key` (reported `at`), counting a hit, a schema mismatch,
+    /// or a corrupt miss (logged once per key).
     pub(crate) fn decode<V: DeserializeOwned + Serialize>(
         &self,
         key: &str,
+        at: At<'_>,
         bytes: &[u8],
     ) -> Option<V> {
         let error = match self.decode_bytes(bytes) {
             Ok(value) => {
-                self.count(Event::Hit, At::Key(key), 1);
+                self.count(Event::Hit, at, 1);
                 return Some(value);
             }
             Err(error) => error,
         };
-        self.count(Event::Miss, At::Key(key), 1);
+        self.count(Event::Miss, at, 1);
         let mismatch = matches!(error, DecodeError::SchemaMismatch { .. });
         self.count(
             if mismatch {
@@ -277,17 +278,17 @@ impl Policy {
             } else {
                 Event::Corrupt
             },
-            At::Key(key),
+            at,
             1,
         );
         if !self.corrupt_logged.contains_key(key) {
             self.corrupt_logged.insert(key.to_owned(), ());
             if mismatch {
                 // Expected after a deploy that changed a cached type: one per old entry.
-                tracing::debug!(space = At::Key(key).space(), error = %error, "cached value of another schema treated as a miss");
+                tracing::debug!(space = at.space(), error = %error, "cached value of another schema treated as a miss");
             } else {
                 tracing::warn!(
-                    space = At::Key(key).space(),
+                    space = at.space(),
                     error = %error,
                     bytes = bytes.len(),
                     "unreadable cached value treated as a miss (logged once per key)"

@@ -120,9 +120,10 @@ impl Policy {
         // 1. Check: no lock, no map entry, no key copy on a hit. An absent value is counted as
         // a miss once per flight, by the leader, however many callers share it.
         let mut miss_counted = false;
-        match self.read(key).await {
+        let at = At::Key(key).resolved();
+        match self.read(key, at).await {
             Read::Value(bytes) => {
-                if let Some(stored) = self.decode::<P::Stored>(key, &bytes) {
+                if let Some(stored) = self.decode::<P::Stored>(key, at, &bytes) {
                     outcome("hit");
                     return plan.load(stored);
                 }
@@ -157,7 +158,7 @@ impl Policy {
                 outcome("joined");
                 telemetry::joined(At::Key(key));
                 if let Some(bytes) = waiter.outcome().await {
-                    if let Some(stored) = self.decode::<P::Stored>(key, &bytes) {
+                    if let Some(stored) = self.decode::<P::Stored>(key, at, &bytes) {
                         return plan.load(stored);
                     }
                 }
@@ -344,7 +345,7 @@ impl Policy {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_LEASE_POLL);
-            match self.read(key).await {
+            match self.read(key, At::Key(key)).await {
                 Read::Leased => {}
                 Read::Absent => return Waited::Free,
                 Read::Value(bytes) => {
