@@ -19,6 +19,7 @@
 //! `BENCH_OUT`.
 
 mod alloc;
+mod keys;
 mod load;
 mod plot;
 mod report;
@@ -38,7 +39,8 @@ use fred::prelude::{ClientLike, KeysInterface, Pool};
 use integration_tests::RedisServer;
 use serde::Serialize;
 
-use runner::{baseline, cache_with_pool, compare, fred_pool, scenario, Settings};
+use keys::KEYS;
+use runner::{baseline, cache_with, cache_with_pool, compare, fred_pool, scenario, Settings};
 use values::{Large, Small};
 
 #[global_allocator]
@@ -145,31 +147,11 @@ fn main() {
         .expect("global cache");
         CACHED_CRATE_URL.set(url.clone()).expect("once");
 
-        // Warm every key: the #[cached] values, the bare bincode copies, the cached crate's.
-        let (small, large) = (hit_small(1).await, hit_large(1).await);
+        // Warm every key: the #[cached] values, the bare bincode copies, the cached crate's. Each
+        // task reads a key of its own (`KEYS` of them), as the requests of a service would: a
+        // cache that gathered the reads of one key would otherwise look better than it is.
+        let (small, large) = (hit_small(0).await, hit_large(0).await);
         let bare = fred_pool(&url, 1).await;
-        let _: () = bare
-            .set(
-                "raw:small",
-                values::bincode_encode(&small),
-                None,
-                None,
-                false,
-            )
-            .await
-            .expect("set");
-        let _: () = bare
-            .set(
-                "raw:large",
-                values::bincode_encode(&large),
-                None,
-                None,
-                false,
-            )
-            .await
-            .expect("set");
-        assert_eq!(cached_crate_small(1).await.expect("cached crate"), small);
-        assert_eq!(cached_crate_large(1).await.expect("cached crate"), large);
         let memory: &'static Cache = Box::leak(Box::new(
             Cache::new(
                 CacheConfig::builder()
@@ -180,14 +162,35 @@ fn main() {
             .await
             .expect("memory cache"),
         ));
-        memory
-            .set("bench:hit_small:1", &small, None)
-            .await
-            .expect("set");
-        memory
-            .set("bench:hit_large:1", &large, None)
-            .await
-            .expect("set");
+        for id in 0..KEYS {
+            let (small, large) = (hit_small(id).await, hit_large(id).await);
+            let raw = [
+                (
+                    &keys::RAW_SMALL[id as usize],
+                    values::bincode_encode(&small),
+                ),
+                (
+                    &keys::RAW_LARGE[id as usize],
+                    values::bincode_encode(&large),
+                ),
+            ];
+            for (key, bytes) in raw {
+                let _: () = bare
+                    .set(key.as_str(), bytes, None, None, false)
+                    .await
+                    .expect("set");
+            }
+            assert_eq!(cached_crate_small(id).await.expect("cached crate"), small);
+            assert_eq!(cached_crate_large(id).await.expect("cached crate"), large);
+            memory
+                .set(&keys::SMALL[id as usize], &small, None)
+                .await
+                .expect("set");
+            memory
+                .set(&keys::LARGE[id as usize], &large, None)
+                .await
+                .expect("set");
+        }
         eprintln!(
             "bytes stored: #[cached] small {} / large {}, bare bincode small {} / large {}",
             encoded_len(&small),
@@ -198,22 +201,24 @@ fn main() {
 
         // 1, 2, 3, 5 and the pool study: hits of the ~100-byte value.
         let mut small_scenarios = vec![
-            scenario("1 #[cached] hit", |_| async {
-                black_box(hit_small(1).await);
+            scenario("1 #[cached] hit", |i| async move {
+                black_box(hit_small(keys::id(i)).await);
             }),
-            scenario("3 cached crate #[concurrent_cached]", |_| async {
-                black_box(cached_crate_small(1).await.expect("hit"));
+            scenario("3 cached crate #[concurrent_cached]", |i| async move {
+                black_box(cached_crate_small(keys::id(i)).await.expect("hit"));
             }),
-            scenario("5 in-process Cache::get", move |_| async move {
-                black_box(memory.get::<Small>("bench:hit_small:1").await.expect("hit"));
+            scenario("5 in-process Cache::get", move |i| async move {
+                let key = keys::SMALL[keys::id(i) as usize].as_str();
+                black_box(memory.get::<Small>(key).await.expect("hit"));
             }),
         ];
         for &size in &settings.pools {
             let pool = fred_pool(&url, size).await;
             small_scenarios.push(baseline(
                 format!("2 fred GET+decode pool {size}"),
-                move |_| async move {
-                    let bytes: Bytes = pool.get("raw:small").await.expect("get");
+                move |i| async move {
+                    let key = keys::RAW_SMALL[keys::id(i) as usize].as_str();
+                    let bytes: Bytes = pool.get(key).await.expect("get");
                     black_box(values::bincode_decode::<Small>(&bytes));
                 },
             ));
@@ -232,8 +237,9 @@ fn main() {
                 Box::leak(Box::new(pool.with_options(&options)));
             small_scenarios.push(scenario(
                 "2o fred+options GET+decode pool 1",
-                move |_| async move {
-                    let bytes: Bytes = with.get("raw:small").await.expect("get");
+                move |i| async move {
+                    let key = keys::RAW_SMALL[keys::id(i) as usize].as_str();
+                    let bytes: Bytes = with.get(key).await.expect("get");
                     black_box(values::bincode_decode::<Small>(&bytes));
                 },
             ));
@@ -245,8 +251,9 @@ fn main() {
             let cache = cache_with_pool(&url, size).await;
             small_scenarios.push(scenario(
                 format!("1b Cache::get pool {size}"),
-                move |_| async move {
-                    black_box(cache.get::<Small>("bench:hit_small:1").await.expect("get"));
+                move |i| async move {
+                    let key = keys::SMALL[keys::id(i) as usize].as_str();
+                    black_box(cache.get::<Small>(key).await.expect("get"));
                 },
             ));
         }
@@ -254,22 +261,33 @@ fn main() {
         let global: &'static Cache = Box::leak(Box::new(global));
         small_scenarios.push(scenario(
             format!("1b Cache::get pool {default_pool}"),
-            move |_| async move {
-                black_box(global.get::<Small>("bench:hit_small:1").await.expect("get"));
+            move |i| async move {
+                let key = keys::SMALL[keys::id(i) as usize].as_str();
+                black_box(global.get::<Small>(key).await.expect("get"));
+            },
+        ));
+        // The same cache with each read a GET of its own: what gathering reads is worth.
+        let unbatched = cache_with(CacheConfig::builder().url(&url).read_batch(1)).await;
+        small_scenarios.push(scenario(
+            format!("1c Cache::get pool {default_pool}, reads not gathered"),
+            move |i| async move {
+                let key = keys::SMALL[keys::id(i) as usize].as_str();
+                black_box(unbatched.get::<Small>(key).await.expect("get"));
             },
         ));
         rows.extend(compare(&settings, "hit ~100 B", &small_scenarios, &CONCURRENCY).await);
 
         // The same for the ~10 KB value (pool study left out: the small value tells it).
         let mut large_scenarios = vec![
-            scenario("1 #[cached] hit", |_| async {
-                black_box(hit_large(1).await);
+            scenario("1 #[cached] hit", |i| async move {
+                black_box(hit_large(keys::id(i)).await);
             }),
-            scenario("3 cached crate #[concurrent_cached]", |_| async {
-                black_box(cached_crate_large(1).await.expect("hit"));
+            scenario("3 cached crate #[concurrent_cached]", |i| async move {
+                black_box(cached_crate_large(keys::id(i)).await.expect("hit"));
             }),
-            scenario("5 in-process Cache::get", move |_| async move {
-                black_box(memory.get::<Large>("bench:hit_large:1").await.expect("hit"));
+            scenario("5 in-process Cache::get", move |i| async move {
+                let key = keys::LARGE[keys::id(i) as usize].as_str();
+                black_box(memory.get::<Large>(key).await.expect("hit"));
             }),
         ];
         let mut floor_pools = vec![1, default_pool];
@@ -278,8 +296,9 @@ fn main() {
             let pool = fred_pool(&url, size).await;
             large_scenarios.push(baseline(
                 format!("2 fred GET+decode pool {size}"),
-                move |_| async move {
-                    let bytes: Bytes = pool.get("raw:large").await.expect("get");
+                move |i| async move {
+                    let key = keys::RAW_LARGE[keys::id(i) as usize].as_str();
+                    let bytes: Bytes = pool.get(key).await.expect("get");
                     black_box(values::bincode_decode::<Large>(&bytes));
                 },
             ));
@@ -290,8 +309,9 @@ fn main() {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let floor_pool = fred_pool(&url, default_pool).await;
         let write_scenarios = vec![
-            baseline("2 fred GET+decode pool (default)", move |_| async move {
-                let bytes: Bytes = floor_pool.get("raw:small").await.expect("get");
+            baseline("2 fred GET+decode pool (default)", move |i| async move {
+                let key = keys::RAW_SMALL[keys::id(i) as usize].as_str();
+                let bytes: Bytes = floor_pool.get(key).await.expect("get");
                 black_box(values::bincode_decode::<Small>(&bytes));
             }),
             scenario("4 #[cached] miss + store", |_| async {

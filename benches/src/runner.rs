@@ -187,11 +187,11 @@ pub(crate) async fn fred_pool(url: &str, size: usize) -> &'static Pool {
 
 /// A cache of its own with `size` connections.
 pub(crate) async fn cache_with_pool(url: &str, size: usize) -> &'static Cache {
-    let config = CacheConfig::builder()
-        .url(url)
-        .pool_size(size)
-        .fail_silently(false)
-        .build()
-        .expect("config");
+    cache_with(CacheConfig::builder().url(url).pool_size(size)).await
+}
+
+/// A separate cache, failing loudly, as `builder` configures it.
+pub(crate) async fn cache_with(builder: cache_core::CacheConfigBuilder) -> &'static Cache {
+    let config = builder.fail_silently(false).build().expect("config");
     Box::leak(Box::new(Cache::new(config).await.expect("cache")))
 }
