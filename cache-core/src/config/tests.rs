@@ -48,6 +48,7 @@ fn every_variable_is_read() {
         ("CACHE_BREAKER_PROBE_INTERVAL", "0.1"),
         ("CACHE_MAX_VALUE_BYTES", "1024"),
         ("CACHE_OFFLOAD_MIN_BYTES", "0"),
+        ("CACHE_READ_BATCH", "1"),
     ])
     .unwrap();
     let parsed = ::url::Url::parse(url_of(&c)).unwrap();
@@ -70,6 +71,7 @@ fn every_variable_is_read() {
     assert_eq!(c.breaker_probe_interval(), Duration::from_millis(100));
     assert_eq!(c.max_value_bytes(), 1024);
     assert_eq!(c.offload_min_bytes(), 0);
+    assert_eq!(c.read_batch(), 1);
 }
 
 #[test]
@@ -176,6 +178,8 @@ fn every_bad_value_names_its_variable() {
         ),
         ("CACHE_MAX_VALUE_BYTES", "0", "at least 1"),
         ("CACHE_MAX_VALUE_BYTES", "16MB", "at least 1"),
+        ("CACHE_READ_BATCH", "0", "at least 1"),
+        ("CACHE_READ_BATCH", "many", "at least 1"),
         ("CACHE_OFFLOAD_MIN_BYTES", "-1", "whole number of bytes"),
         ("CACHE_COMPRESS_MIN_BYTES", "big", "whole number of bytes"),
         ("REDIS_TLS_CA", "/nonexistent/ca.pem", "a TLS URL"),
@@ -381,6 +385,14 @@ fn builder_checks_its_values() {
             .unwrap_err()
             .variable,
         "REDIS_SOCKET_TIMEOUT"
+    );
+    assert_eq!(
+        CacheConfig::builder()
+            .read_batch(0)
+            .build()
+            .unwrap_err()
+            .variable,
+        "CACHE_READ_BATCH"
     );
     assert_eq!(
         CacheConfig::builder()
