@@ -82,10 +82,11 @@ fn heads() -> &'static Heads {
     HEADS.get_or_init(|| registry::key_spaces().iter().map(|s| s.head).collect())
 }
 
-/// A set of heads, hashed with FNV-1a: every hit looks up its key's prefixes here, and SipHash
-/// (std's default, built to resist crafted keys) cost ~70 ns of a ~500 ns in-process hit. The set
-/// never grows after it is built, so keys crafted to collide can only cost a lookup a few more
-/// comparisons.
+/// A set of heads, hashed with FNV-1a: every hit looks up its key's prefixes here. With std's
+/// SipHash (built to resist crafted keys), and two look-ups per hit, this cost 1,267 of the 7,843
+/// instructions of an in-process `#[cached]` hit; one look-up with FNV-1a costs 447 (callgrind).
+/// The set never grows after it is built, so keys crafted to collide can only cost a look-up a
+/// few more comparisons.
 type Heads = HashSet<&'static str, std::hash::BuildHasherDefault<Fnv1a>>;
 
 /// FNV-1a, 64 bits.
