@@ -151,12 +151,25 @@ impl Shape {
 
     /// A tag and the name it carries (of a type, field or variant) in one word with the name's
     /// length, so that names never run together, then the name in 8-byte words.
+    ///
+    /// Names are hashed on every decode (each field of each element), so the words are built
+    /// without a variable-length copy: whole words at once, then the tail byte by byte, padded
+    /// with zeros as before.
     fn named(&mut self, tag: Tag, name: &str) {
         self.word(tag as u64 | ((name.len() as u64) << 8));
-        for chunk in name.as_bytes().chunks(8) {
+        let mut words = name.as_bytes().chunks_exact(8);
+        for chunk in &mut words {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
+            word.copy_from_slice(chunk);
             self.word(u64::from_le_bytes(word));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let word = tail
+                .iter()
+                .rev()
+                .fold(0u64, |word, &byte| (word << 8) | u64::from(byte));
+            self.word(word);
         }
     }
 
@@ -599,12 +612,23 @@ mod tests {
         assert_eq!(absorb(SEED, 1), 0x248f_f7fe_56b3_da9a);
         // The published MurmurHash3 fmix64 of 1.
         assert_eq!(mix(1), 0xb456_bcfc_34c2_cb2c);
+        // Names of 8 bytes, and of more than 8 with a tail.
+        #[derive(Serialize)]
+        struct LongNames {
+            exactly8: u8,
+            a_field_named_at_length: u16,
+        }
+        let long_names = LongNames {
+            exactly8: 1,
+            a_field_named_at_length: 2,
+        };
         let pinned = [
             (fp(&7u64), 0x9b35_3094_3cc8_7dda),
             (fp("text"), 0x76c5_77aa_c24e_5492),
             (fp(&vec![1u32, 2, 3]), 0xa231_10d6_bfe7_e7e1),
             (fp(&server), 0x705b_5bb6_6cf6_55e4),
             (fp(&Some(())), 0x0f8f_2406_fe61_23eb),
+            (fp(&long_names), 0x091d_b93c_ea99_0e44),
         ];
         for (i, (got, want)) in pinned.iter().enumerate() {
             assert_eq!(got, want, "{i}: {got:#018x}");
