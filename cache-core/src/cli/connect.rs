@@ -14,12 +14,12 @@ use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, KeysInterface, ReconnectPolicy,
     ServerInterface,
 };
-use fred::types::config::ServerConfig;
 use fred::types::scan::ScanResult;
 use fred::types::Key;
 use futures_util::Stream;
 
 use super::Failure;
+use crate::backend::redis::Topology;
 use crate::config::BackendConfig;
 use crate::CacheConfig;
 
@@ -30,8 +30,8 @@ pub(crate) struct Redis {
     pub(crate) url: String,
     /// The socket timeout (`REDIS_SOCKET_TIMEOUT`), bounding each command.
     pub(crate) timeout: Duration,
-    /// A Redis Cluster (else one server, or the primary a sentinel group names).
-    clustered: bool,
+    /// One server, a sentinel group (whose primary holds every key) or a cluster.
+    topology: Topology,
 }
 
 /// The pages of a SCAN over the whole keyspace.
@@ -53,7 +53,7 @@ impl Redis {
         let shown = url.redacted();
         let mut fred_config = Config::from_url(url.expose())
             .map_err(|e| Failure::usage(format!("REDIS_URL {shown}: {}", e.details())))?;
-        let clustered = matches!(fred_config.server, ServerConfig::Clustered { .. });
+        let topology = Topology::of(&fred_config.server);
         #[cfg(feature = "tls")]
         if fred_config.tls.is_some() {
             if let Some(custom) = crate::backend::tls::client_config(config.tls())
@@ -80,7 +80,7 @@ impl Redis {
                 client,
                 url: shown,
                 timeout,
-                clustered,
+                topology,
             }),
             Ok(Err(e)) => Err(Failure::failed(format!(
                 "cannot connect to {shown}: {}",
@@ -97,12 +97,15 @@ impl Redis {
 
     /// The number of keys in the database (DBSIZE; on a cluster, every primary's together).
     pub(crate) async fn dbsize(&self) -> Result<u64, Failure> {
-        if !self.clustered {
-            return self
-                .client
-                .dbsize::<u64>()
-                .await
-                .map_err(|e| self.error("DBSIZE", &e));
+        match self.topology {
+            Topology::Standalone | Topology::Sentinel => {
+                return self
+                    .client
+                    .dbsize::<u64>()
+                    .await
+                    .map_err(|e| self.error("DBSIZE", &e))
+            }
+            Topology::Cluster => {}
         }
         let mut total = 0;
         for primary in self.primaries() {
@@ -117,10 +120,9 @@ impl Redis {
 
     /// How many servers hold keys: the primaries of a cluster, else one.
     pub(crate) fn servers(&self) -> usize {
-        if self.clustered {
-            self.primaries().len().max(1)
-        } else {
-            1
+        match self.topology {
+            Topology::Standalone | Topology::Sentinel => 1,
+            Topology::Cluster => self.primaries().len().max(1),
         }
     }
 
@@ -135,21 +137,26 @@ impl Redis {
     /// On a cluster the primaries are walked at once and their pages interleave; a page without
     /// more ([`has_more`](fred::types::scan::Scanner::has_more) false) ends one primary's walk.
     pub(crate) fn scan(&self, pattern: &str, count: u32) -> Pages {
-        if self.clustered {
-            Box::pin(
-                self.client
-                    .scan_cluster(pattern.to_owned(), Some(count), None),
-            )
-        } else {
-            Box::pin(self.client.scan(pattern.to_owned(), Some(count), None))
+        match self.topology {
+            Topology::Standalone | Topology::Sentinel => {
+                Box::pin(self.client.scan(pattern.to_owned(), Some(count), None))
+            }
+            Topology::Cluster => Box::pin(self.client.scan_cluster(
+                pattern.to_owned(),
+                Some(count),
+                None,
+            )),
         }
     }
 
     /// UNLINK of `keys`; how many existed. One command on one server; on a cluster one per key,
     /// pipelined (the keys may hash to many slots).
     pub(crate) async fn unlink(&self, keys: Vec<Key>) -> Result<u64, FredError> {
-        if !self.clustered {
-            return self.client.unlink::<u64, _>(keys).await;
+        match self.topology {
+            Topology::Standalone | Topology::Sentinel => {
+                return self.client.unlink::<u64, _>(keys).await
+            }
+            Topology::Cluster => {}
         }
         let pipeline = self.client.pipeline();
         for key in keys {

@@ -41,7 +41,6 @@ use crate::CacheError;
 const GATHER_FROM: usize = 8;
 
 /// The reads waiting for the next `MGET` of one pool.
-#[derive(Debug)]
 pub(super) struct Batches {
     /// The most keys one `MGET` carries; a full batch is sent at once.
     max_keys: usize,
@@ -51,7 +50,6 @@ pub(super) struct Batches {
 }
 
 /// A read in a batch.
-#[derive(Debug)]
 struct Waiting {
     key: String,
     reply: oneshot::Sender<Result<Option<Bytes>, CacheError>>,

@@ -32,7 +32,7 @@ use super::in_flight::{self, Expired, InFlight, Ticket};
 use super::Backend;
 use crate::config::{RedisUrl, TlsFiles};
 use crate::{CacheError, HealthReport};
-use topology::Topology;
+pub(crate) use topology::Topology;
 
 /// GET, or, when the key is empty, SET the lease marker (ARGV[1]) with NX for ARGV[2] ms.
 /// Replies with the value, or nil when the lease was taken.
