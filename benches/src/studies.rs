@@ -4,11 +4,13 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use bytes::Bytes;
 use cache_core::{Cache, CacheConfig};
+use fred::prelude::KeysInterface;
 use integration_tests::RedisServer;
 
 use crate::load::median;
-use crate::runner::{cache_with_pool, Settings};
+use crate::runner::{cache_with_pool, fred_pool, Settings};
 use crate::values::Small;
 use crate::{alloc, hit_small};
 
@@ -153,12 +155,30 @@ pub(crate) fn alloc_child() {
             black_box(redis.get::<Small>("bench:hit_small:1").await.expect("get"));
         }
         let redis_get = (alloc::count() - before) as f64 / CALLS as f64;
+
+        // The bare client's GET of the same bytes, decoded the same way: what fred itself costs.
+        let bare = fred_pool(&std::env::var("BENCH_ALLOC_REDIS").expect("url"), 1).await;
+        let fetch = || async {
+            let bytes: Bytes = bare.get("bench:hit_small:1").await.expect("get");
+            black_box(
+                cache_core::codec::decode_value::<Small>(&bytes, usize::MAX).expect("decode"),
+            );
+        };
+        for _ in 0..1000 {
+            fetch().await;
+        }
+        let before = alloc::count();
+        for _ in 0..CALLS {
+            fetch().await;
+        }
+        let fred_get = (alloc::count() - before) as f64 / CALLS as f64;
         let report = serde_json::json!({
             "value_decode_allocations": value,
             "key_build_allocations": key,
             "cached_hit_in_process_allocations": hit,
             "extra_allocations_per_hit": hit - value - key,
             "redis_cache_get_allocations": redis_get,
+            "fred_get_decode_allocations": fred_get,
         });
         println!("{report}");
     });

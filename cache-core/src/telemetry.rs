@@ -18,7 +18,7 @@
 //! | `cache_invalidations_pending` | gauge | |
 //! | `cache_breaker_state` (0 closed, 1 half-open, 2 open) | gauge | |
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -32,6 +32,29 @@ pub(crate) const OTHER: &str = "(other)";
 /// The label of a pattern that reaches several key spaces.
 pub(crate) const SEVERAL: &str = "(several)";
 
+/// A key space as the metrics see it: its head, and the `space` label made of it once, so that
+/// reporting a count or a duration allocates nothing (the `metrics` macros build a `Vec` of labels
+/// on every call: two allocations per hit).
+#[derive(Debug)]
+pub(crate) struct SpaceLabel {
+    head: &'static str,
+    #[cfg(feature = "metrics")]
+    labels: [metrics::Label; 1],
+}
+
+impl SpaceLabel {
+    const fn new(head: &'static str) -> Self {
+        SpaceLabel {
+            head,
+            #[cfg(feature = "metrics")]
+            labels: [metrics::Label::from_static_parts("space", head)],
+        }
+    }
+}
+
+static OTHER_SPACE: SpaceLabel = SpaceLabel::new(OTHER);
+static SEVERAL_SPACE: SpaceLabel = SpaceLabel::new(SEVERAL);
+
 /// What a count or a duration is about: the label is worked out only when it is reported.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum At<'a> {
@@ -42,7 +65,7 @@ pub(crate) enum At<'a> {
     /// Several keys at once (`get_many`, `set_many`).
     Keys,
     /// A key or pattern whose label was already worked out ([`At::resolved`]).
-    Space(&'static str),
+    Space(&'static SpaceLabel),
 }
 
 impl<'a> At<'a> {
@@ -56,10 +79,14 @@ impl<'a> At<'a> {
 
     /// The `space` label.
     pub(crate) fn space(self) -> &'static str {
+        self.label().head
+    }
+
+    fn label(self) -> &'static SpaceLabel {
         match self {
             At::Key(key) => space_of_key(key),
             At::Pattern(pattern) => space_of_pattern(pattern),
-            At::Keys => SEVERAL,
+            At::Keys => &SEVERAL_SPACE,
             At::Space(space) => space,
         }
     }
@@ -69,7 +96,7 @@ impl<'a> At<'a> {
     /// nothing reads the label, and it is left alone.
     pub(crate) fn resolved(self) -> Self {
         if cfg!(feature = "metrics") {
-            At::Space(self.space())
+            At::Space(self.label())
         } else {
             self
         }
@@ -79,15 +106,20 @@ impl<'a> At<'a> {
 /// The registered heads, read once: the registry is complete at link time.
 fn heads() -> &'static Heads {
     static HEADS: OnceLock<Heads> = OnceLock::new();
-    HEADS.get_or_init(|| registry::key_spaces().iter().map(|s| s.head).collect())
+    HEADS.get_or_init(|| {
+        registry::key_spaces()
+            .iter()
+            .map(|s| (s.head, SpaceLabel::new(s.head)))
+            .collect()
+    })
 }
 
-/// A set of heads, hashed with FNV-1a: every hit looks up its key's prefixes here. With std's
-/// SipHash (built to resist crafted keys), and two look-ups per hit, this cost 1,267 of the 7,843
-/// instructions of an in-process `#[cached]` hit; one look-up with FNV-1a costs 447 (callgrind).
-/// The set never grows after it is built, so keys crafted to collide can only cost a look-up a
-/// few more comparisons.
-type Heads = HashSet<&'static str, std::hash::BuildHasherDefault<Fnv1a>>;
+/// The heads and their labels, hashed with FNV-1a: every hit looks up its key's prefixes here.
+/// With std's SipHash (built to resist crafted keys), and two look-ups per hit, this cost 1,267
+/// of the 7,843 instructions of an in-process `#[cached]` hit; one look-up with FNV-1a costs 447
+/// (callgrind). The map never grows after it is built, so keys crafted to collide can only cost
+/// a look-up a few more comparisons.
+type Heads = HashMap<&'static str, SpaceLabel, std::hash::BuildHasherDefault<Fnv1a>>;
 
 /// FNV-1a, 64 bits.
 struct Fnv1a(u64);
@@ -110,20 +142,20 @@ impl std::hash::Hasher for Fnv1a {
     }
 }
 
-/// The head of the registered key space `key` belongs to: the key itself, or its longest prefix
-/// that ends before a `:` and is a registered head.
-pub(crate) fn space_of_key(key: &str) -> &'static str {
+/// The registered key space `key` belongs to: the key itself, or its longest prefix that ends
+/// before a `:` and is a registered head.
+fn space_of_key(key: &str) -> &'static SpaceLabel {
     let heads = heads();
-    if let Some(head) = heads.get(key) {
-        return head;
+    if let Some(space) = heads.get(key) {
+        return space;
     }
     key.rmatch_indices(':')
-        .find_map(|(at, _)| heads.get(&key[..at]).copied())
-        .unwrap_or(OTHER)
+        .find_map(|(at, _)| heads.get(&key[..at]))
+        .unwrap_or(&OTHER_SPACE)
 }
 
-/// The one registered key space `pattern` reaches, [`SEVERAL`] or [`OTHER`].
-pub(crate) fn space_of_pattern(pattern: &str) -> &'static str {
+/// The one registered key space `pattern` reaches, `(several)` or `(other)`.
+fn space_of_pattern(pattern: &str) -> &'static SpaceLabel {
     let mut reached = registry::key_spaces().into_iter().filter(|s| {
         Space {
             head: s.head,
@@ -132,16 +164,28 @@ pub(crate) fn space_of_pattern(pattern: &str) -> &'static str {
         .reached_by(pattern)
     });
     match (reached.next(), reached.next()) {
-        (Some(only), None) => only.head,
-        (Some(_), Some(_)) => SEVERAL,
-        (None, _) => OTHER,
+        (Some(only), None) => heads().get(only.head).unwrap_or(&OTHER_SPACE),
+        (Some(_), Some(_)) => &SEVERAL_SPACE,
+        (None, _) => &OTHER_SPACE,
     }
+}
+
+/// Where the metrics are registered from, as the `metrics` macros would say it.
+#[cfg(feature = "metrics")]
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// The counter `name` of the key space `at`, from the current recorder.
+#[cfg(feature = "metrics")]
+fn counter(name: &'static str, at: At<'_>) -> metrics::Counter {
+    let key = metrics::Key::from_static_parts(name, &at.label().labels);
+    metrics::with_recorder(|recorder| recorder.register_counter(&key, &METADATA))
 }
 
 /// Counts `n` occurrences of `event`.
 pub(crate) fn count(event: Event, at: At<'_>, n: u64) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(event.metric(), "space" => at.space()).increment(n);
+    counter(event.metric(), at).increment(n);
     #[cfg(not(feature = "metrics"))]
     let _ = (event, at, n);
 }
@@ -169,16 +213,18 @@ pub(crate) enum Timed {
 pub(crate) fn duration(what: Timed, at: At<'_>, took: Duration) {
     #[cfg(feature = "metrics")]
     {
-        let space = at.space();
+        let at = at.resolved();
         let name = match what {
             Timed::Read => "cache_read_seconds",
             Timed::Store => "cache_store_seconds",
             Timed::Body => {
-                metrics::counter!("cache_body_runs_total", "space" => space).increment(1);
+                counter("cache_body_runs_total", at).increment(1);
                 "cache_body_seconds"
             }
         };
-        metrics::histogram!(name, "space" => space).record(took.as_secs_f64());
+        let key = metrics::Key::from_static_parts(name, &at.label().labels);
+        metrics::with_recorder(|recorder| recorder.register_histogram(&key, &METADATA))
+            .record(took.as_secs_f64());
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (what, at, took);
@@ -187,7 +233,7 @@ pub(crate) fn duration(what: Timed, at: At<'_>, took: Duration) {
 /// Counts one pattern (or key) an `#[invalidate_cache]` function invalidated.
 pub(crate) fn invalidation(at: At<'_>) {
     #[cfg(feature = "metrics")]
-    metrics::counter!("cache_invalidations_total", "space" => at.space()).increment(1);
+    counter("cache_invalidations_total", at).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = at;
 }
@@ -195,7 +241,7 @@ pub(crate) fn invalidation(at: At<'_>) {
 /// Counts a caller that waited for another caller's computation of the same key.
 pub(crate) fn joined(at: At<'_>) {
     #[cfg(feature = "metrics")]
-    metrics::counter!("cache_flight_joins_total", "space" => at.space()).increment(1);
+    counter("cache_flight_joins_total", at).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = at;
 }
