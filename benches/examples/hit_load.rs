@@ -1,5 +1,5 @@
-//! One hit scenario alone, for a profiler: `Cache::get` or a bare fred GET of a ~100-byte value,
-//! closed loop, on a 2-worker runtime against a redis-server of its own.
+//! One hit scenario alone, for a profiler: `Cache::get` or a bare fred GET and bincode decode of a
+//! ~100-byte value, closed loop, on a 2-worker runtime against a redis-server of its own.
 //!
 //! ```text
 //! cargo build --release -p cache-bench --example hit_load
@@ -76,16 +76,22 @@ fn main() {
                     .build_pool(pool)
                     .expect("pool");
                 client.init().await.expect("connect");
+                // The same value in bincode, decoded the same way: the floor of cache-bench.
+                let encoded = bincode::serde::encode_to_vec(&value, bincode::config::standard())
+                    .expect("encode");
                 for task in 0..tasks {
                     let _: () = client
-                        .set(format!("hit:{task}"), value.clone(), None, None, false)
+                        .set(format!("hit:{task}"), encoded.clone(), None, None, false)
                         .await
                         .expect("set");
                 }
                 Arc::new(move |key| {
                     let client = client.clone();
                     Box::pin(async move {
-                        let v: Bytes = client.get(key).await.expect("get");
+                        let bytes: Bytes = client.get(key).await.expect("get");
+                        let (v, _): (Vec<u8>, _) =
+                            bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+                                .expect("decode");
                         assert_eq!(v.len(), 100);
                     })
                 })

@@ -10,6 +10,11 @@ use cache_core::{Cache, CacheConfig, CacheConfigBuilder, CacheError};
 use integration_tests::RedisServer;
 
 const KEYS: usize = 200;
+/// The read that opens the first batch: as many reads are under way before it as the cache
+/// waits for before it gathers (`GATHER_FROM` in `batch.rs`).
+const OPENER: usize = 16;
+/// Reads spawned at once by the cancellation tests: the opener and twelve that join its batch.
+const SPAWNED: usize = OPENER + 13;
 const TTL: Option<Duration> = Some(Duration::from_secs(600));
 
 /// How many times Redis ran `command` (INFO commandstats), 0 before the first.
@@ -154,11 +159,11 @@ async fn a_batch_on_a_hung_redis_costs_its_readers_one_timeout() {
     drop(paused);
 }
 
-/// Spawns 20 reads of keys 0..20 on this (current-thread) runtime. They run in order: the
-/// first eight are GETs (fewer than eight reads were under way when each started), the ninth
-/// (index 8) opens a batch and yields, the rest join it, then the ninth sends it.
+/// Spawns [`SPAWNED`] reads of keys 0.. on this (current-thread) runtime. They run in order:
+/// the first [`OPENER`] are GETs (fewer reads were under way when each started), the next opens a
+/// batch and yields, the rest join it, then the opener sends it.
 fn spawn_reads(cache: &Cache) -> Vec<tokio::task::JoinHandle<Option<String>>> {
-    (0..20)
+    (0..SPAWNED)
         .map(|i| {
             let cache = cache.clone();
             tokio::spawn(async move { cache.get::<String>(&key(i)).await.unwrap() })
@@ -191,10 +196,10 @@ async fn a_read_cancelled_while_sending_its_batch_does_not_strand_the_others() {
     let readers = spawn_reads(&cache);
     // Every read is under way and the batch is on the (paused) server's socket.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    readers[8].abort(); // the read that sends the batch
-    readers[12].abort(); // one that waits in it
+    readers[OPENER].abort(); // the read that sends the batch
+    readers[OPENER + 4].abort(); // one that waits in it
     drop(paused);
-    assert_answered(readers, &[8, 12]).await;
+    assert_answered(readers, &[OPENER, OPENER + 4]).await;
 }
 
 #[tokio::test]
@@ -207,7 +212,7 @@ async fn a_read_cancelled_before_sending_its_batch_does_not_strand_the_others() 
     // Deferred behind the reads; the batch's opener yields after this task did, so it is
     // cancelled before it takes the batch.
     tokio::task::yield_now().await;
-    readers[8].abort();
+    readers[OPENER].abort();
     drop(paused);
-    assert_answered(readers, &[8]).await;
+    assert_answered(readers, &[OPENER]).await;
 }

@@ -3,7 +3,7 @@
 //! Under load many callers read at once. fred already writes their GETs to the socket together,
 //! but Redis and fred still handle each as a command of its own (parse, dispatch, reply; a
 //! command, a channel and a wake-up per read), and on a small machine that work is what bounds
-//! the hits per second. So once [`GATHER_FROM`] reads are under way on a pool, the next read
+//! the hits per second. So once [`GATHER_FROM`] (16) reads are under way on a pool, the next read
 //! joins the open batch instead of sending a GET. The read that opened the batch yields, so that
 //! the tasks ready to run now (callers that got their previous value in the same burst of
 //! replies) join it too, then sends the batch as one `MGET` and hands each read its value. A
@@ -35,10 +35,20 @@ use crate::backend::Backend;
 use crate::CacheError;
 
 /// How many reads must be under way on a pool before the next one joins a batch. Fewer than this,
-/// and a batch would mostly carry one key, paying a hand-off for nothing: measured with
-/// `hit_load`, batching from the second concurrent read lost up to a fifth of the hits at 2 to 4
-/// tasks, and from the eighth lost none at 8 tasks while gaining at 16 and 64.
-const GATHER_FROM: usize = 8;
+/// and batches are too small to pay for the hand-off (the opener's yield, then a wake-up per
+/// read from the opener's thread). Measured with `hit_load cache 2 TASKS 2`, a key per task,
+/// three runs each, hits per second:
+///
+/// | gather from | 16 tasks | 32 tasks | 64 tasks |
+/// |---|---|---|---|
+/// | 8 | 161-165k | 241-250k | 334-350k |
+/// | 16 | 196-209k | 250-257k | 331-340k |
+/// | never | 189-207k | 222-229k | 288-295k |
+///
+/// From the eighth read, batches of ~8 keys cost a fifth of the hits at 16 tasks; from the
+/// sixteenth, nothing is lost there and the gain at 32 and 64 tasks stays. (From the second read
+/// lost up to a fifth at 2 to 4 tasks, in an earlier measurement.)
+const GATHER_FROM: usize = 16;
 
 /// The reads waiting for the next `MGET` of one pool.
 pub(super) struct Batches {
