@@ -79,6 +79,7 @@ pub(crate) enum Event {
     Delete,
     ShortCircuit,
     Replayed,
+    /// Stays last: the metrics size their table of keys by it.
     Dropped,
 }
 
