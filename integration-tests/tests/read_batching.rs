@@ -12,7 +12,7 @@ use integration_tests::RedisServer;
 const KEYS: usize = 200;
 /// The read that opens the first batch: as many reads are under way before it as the cache
 /// waits for before it gathers (`GATHER_FROM` in `batch.rs`).
-const OPENER: usize = 16;
+const OPENER: usize = 4;
 /// Reads spawned at once by the cancellation tests: the opener and twelve that join its batch.
 const SPAWNED: usize = OPENER + 13;
 const TTL: Option<Duration> = Some(Duration::from_secs(600));
@@ -209,10 +209,10 @@ async fn a_read_cancelled_before_sending_its_batch_does_not_strand_the_others() 
     fill(&cache).await;
     let paused = server.pause();
     let readers = spawn_reads(&cache);
-    // Deferred behind the reads; the batch's opener yields after this task did, so it is
-    // cancelled before it takes the batch.
-    tokio::task::yield_now().await;
-    readers[OPENER].abort();
+    // Spawned behind the reads, so it runs once the opener has yielded (to the back of the
+    // queue, behind this task) and before the opener takes its batch.
+    let opener = readers[OPENER].abort_handle();
+    tokio::spawn(async move { opener.abort() }).await.unwrap();
     drop(paused);
     assert_answered(readers, &[OPENER]).await;
 }

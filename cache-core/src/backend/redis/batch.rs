@@ -3,7 +3,7 @@
 //! Under load many callers read at once. fred already writes their GETs to the socket together,
 //! but Redis and fred still handle each as a command of its own (parse, dispatch, reply; a
 //! command, a channel and a wake-up per read), and on a small machine that work is what bounds
-//! the hits per second. So once [`GATHER_FROM`] (16) reads are under way on a pool, the next read
+//! the hits per second. So once [`GATHER_FROM`] (4) reads are under way on a pool, the next read
 //! joins the open batch instead of sending a GET. The read that opened the batch yields, so that
 //! the tasks ready to run now (callers that got their previous value in the same burst of
 //! replies) join it too, then sends the batch as one `MGET` and hands each read its value. A
@@ -25,6 +25,7 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
 use bytes::Bytes;
 use fred::interfaces::KeysInterface;
@@ -34,21 +35,40 @@ use super::RedisPool;
 use crate::backend::Backend;
 use crate::CacheError;
 
-/// How many reads must be under way on a pool before the next one joins a batch. Fewer than this,
-/// and batches are too small to pay for the hand-off (the opener's yield, then a wake-up per
-/// read from the opener's thread). Measured with `hit_load cache 2 TASKS 2`, a key per task,
-/// three runs each, hits per second:
+/// How many reads must be under way on a pool before the next one joins a batch. Measured with
+/// `hit_load cache 2 TASKS 2`, a key per task, three runs each, thousands of hits per second
+/// (the opener yielding with [`behind_ready_tasks`]):
 ///
-/// | gather from | 16 tasks | 32 tasks | 64 tasks |
-/// |---|---|---|---|
-/// | 8 | 161-165k | 241-250k | 334-350k |
-/// | 16 | 196-209k | 250-257k | 331-340k |
-/// | never | 189-207k | 222-229k | 288-295k |
+/// | gather from | 2 tasks | 4 tasks | 8 tasks | 16 tasks | 32 tasks | 64 tasks |
+/// |---|---|---|---|---|---|---|
+/// | 2 | 42-44 | 67-78 | 117-119 | 203-210 | 303-323 | 346-356 |
+/// | 4 | 38-43 | 59-68 | 117-121 | 208-215 | 298-315 | 355-372 |
+/// | 8 | 41-45 | 55-69 | 113-116 | 201-220 | 294-316 | 352-370 |
+/// | never | 39-45 | 56-69 | 109-111 | 207-216 | 227-233 | 287-294 |
+/// | bare fred | 38-45 | 55-75 | 109-115 | 242-248 | 248-258 | 288-298 |
 ///
-/// From the eighth read, batches of ~8 keys cost a fifth of the hits at 16 tasks; from the
-/// sixteenth, nothing is lost there and the gain at 32 and 64 tasks stays. (From the second read
-/// lost up to a fifth at 2 to 4 tasks, in an earlier measurement.)
-const GATHER_FROM: usize = 16;
+/// Gathering costs nothing at low concurrency (a batch needs this many reads under way, and
+/// then it is sent as soon as the callers ready to run joined) and gains a third at 32 tasks and
+/// more. Four keeps the batches from being mostly pairs.
+const GATHER_FROM: usize = 4;
+
+/// Lets the tasks that are ready to run now go first: this task wakes itself and goes to the
+/// back of its worker's run queue. Not [`tokio::task::yield_now`], which holds the task back
+/// until the worker ran out of tasks and polled the I/O driver: the batch then waited for a
+/// driver poll (a syscall, and wake-ups of the other worker), and gathering from the eighth
+/// read cost a fifth of the hits at 16 tasks (161-165k/s against 207-216k/s not gathering).
+async fn behind_ready_tasks() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
+}
 
 /// The reads waiting for the next `MGET` of one pool.
 pub(super) struct Batches {
@@ -136,8 +156,8 @@ impl RedisPool {
             Joined::Full(batch) => Sending::new(self, batch).run().await,
             Joined::Opened => {
                 let opener = Opener(Some(self));
-                // Behind the tasks that are ready to run now: each that reads joins this batch.
-                tokio::task::yield_now().await;
+                // Each of the tasks ready to run now that reads joins this batch.
+                behind_ready_tasks().await;
                 Sending::new(self, opener.take(batches)).run().await;
             }
             Joined::Waiting => {}
