@@ -29,6 +29,7 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use fred::interfaces::KeysInterface;
+use fred::types::Key;
 use tokio::sync::oneshot;
 
 use super::RedisPool;
@@ -81,7 +82,8 @@ pub(super) struct Batches {
 
 /// A read in a batch.
 struct Waiting {
-    key: String,
+    /// In fred's form already: the one copy of the key a gathered read makes.
+    key: Key,
     reply: oneshot::Sender<Result<Option<Bytes>, CacheError>>,
 }
 
@@ -149,7 +151,7 @@ impl RedisPool {
         }
         let (reply, answer) = oneshot::channel();
         let waiting = Waiting {
-            key: key.to_owned(),
+            key: Key::from(key),
             reply,
         };
         match batches.join(waiting) {
@@ -232,15 +234,18 @@ fn hand_over(pool: &Arc<RedisPool>, batch: Vec<Waiting>) {
 /// Reads the keys of `batch` whose callers still wait: a GET for one key, an `MGET` for more.
 /// The values come in the order of `batch`, `None` for a caller that went away.
 async fn read(pool: &RedisPool, batch: &[Waiting]) -> Result<Vec<Option<Bytes>>, CacheError> {
-    let (live, keys): (Vec<usize>, Vec<&str>) = batch
+    let (live, keys): (Vec<usize>, Vec<Key>) = batch
         .iter()
         .enumerate()
         .filter(|(_, w)| !w.reply.is_closed())
-        .map(|(i, w)| (i, w.key.as_str()))
+        .map(|(i, w)| (i, w.key.clone()))
         .unzip();
     let values = match keys.as_slice() {
         [] => Vec::new(),
-        [one] => vec![pool.get(one).await?],
+        [one] => {
+            let one = one.clone();
+            vec![pool.client().send(pool, |c| c.get(one)).await?]
+        }
         _ => {
             let sent = keys.len();
             let values: Vec<Option<Bytes>> = pool.client().send(pool, |c| c.mget(keys)).await?;
