@@ -7,8 +7,9 @@
 //! perf record -F 999 -g -- target/release/examples/hit_load fred 2 64 10
 //! ```
 //!
-//! Arguments: `cache`, `cache-each` (reads not gathered) or `fred`, the pool size, the number of tasks, the seconds to run. Each
-//! task reads a key of its own (`hit:0`, `hit:1`, ...), as the requests of a service would.
+//! Arguments: `cache`, `cache-each` (reads not gathered) or `fred`, the pool size, the number of
+//! tasks, the seconds to run. Each task reads a key of its own (`hit:0`, `hit:1`, ...), as the
+//! requests of a service would.
 //!
 //! Besides the hits per second it prints this process's CPU time and context switches per hit,
 //! per thread name (read from `/proc/self/task`, so Redis's own work is not in them): the client

@@ -234,20 +234,20 @@ fn hand_over(pool: &Arc<RedisPool>, batch: Vec<Waiting>) {
 /// Reads the keys of `batch` whose callers still wait: a GET for one key, an `MGET` for more.
 /// The values come in the order of `batch`, `None` for a caller that went away.
 async fn read(pool: &RedisPool, batch: &[Waiting]) -> Result<Vec<Option<Bytes>>, CacheError> {
-    let (live, keys): (Vec<usize>, Vec<Key>) = batch
+    let (live, mut keys): (Vec<usize>, Vec<Key>) = batch
         .iter()
         .enumerate()
         .filter(|(_, w)| !w.reply.is_closed())
         .map(|(i, w)| (i, w.key.clone()))
         .unzip();
-    let values = match keys.as_slice() {
-        [] => Vec::new(),
-        [one] => {
-            let one = one.clone();
-            vec![pool.client().send(pool, |c| c.get(one)).await?]
+    // Batches are never on a cluster, so never read from replicas: the primary's GET or MGET.
+    let values = match keys.len() {
+        0 => Vec::new(),
+        1 => {
+            let key = keys.swap_remove(0);
+            vec![pool.client().send(pool, |c| c.get(key)).await?]
         }
-        _ => {
-            let sent = keys.len();
+        sent => {
             let values: Vec<Option<Bytes>> = pool.client().send(pool, |c| c.mget(keys)).await?;
             if values.len() != sent {
                 return Err(CacheError::Redis(format!(
