@@ -40,7 +40,10 @@ use integration_tests::RedisServer;
 use serde::Serialize;
 
 use keys::KEYS;
-use runner::{baseline, cache_with, cache_with_pool, compare, fred_pool, scenario, Settings};
+use runner::{
+    baseline, cache_get, cache_with, cache_with_pool, compare, fred_get, fred_pool, scenario,
+    Settings,
+};
 use values::{Large, Small};
 
 #[global_allocator]
@@ -207,20 +210,14 @@ fn main() {
             scenario("3 cached crate #[concurrent_cached]", |i| async move {
                 black_box(cached_crate_small(keys::id(i)).await.expect("hit"));
             }),
-            scenario("5 in-process Cache::get", move |i| async move {
-                let key = keys::SMALL[keys::id(i) as usize].as_str();
-                black_box(memory.get::<Small>(key).await.expect("hit"));
-            }),
+            cache_get::<Small>("5 in-process Cache::get", memory, &keys::SMALL),
         ];
         for &size in &settings.pools {
             let pool = fred_pool(&url, size).await;
-            small_scenarios.push(baseline(
+            small_scenarios.push(fred_get::<Small>(
                 format!("2 fred GET+decode pool {size}"),
-                move |i| async move {
-                    let key = keys::RAW_SMALL[keys::id(i) as usize].as_str();
-                    let bytes: Bytes = pool.get(key).await.expect("get");
-                    black_box(values::bincode_decode::<Small>(&bytes));
-                },
+                pool,
+                &keys::RAW_SMALL,
             ));
         }
         // What cache-core's per-command options (fail fast, one attempt, the socket timeout) cost
@@ -249,31 +246,25 @@ fn main() {
                 continue; // that is scenario 1's pool, minus the attribute
             }
             let cache = cache_with_pool(&url, size).await;
-            small_scenarios.push(scenario(
+            small_scenarios.push(cache_get::<Small>(
                 format!("1b Cache::get pool {size}"),
-                move |i| async move {
-                    let key = keys::SMALL[keys::id(i) as usize].as_str();
-                    black_box(cache.get::<Small>(key).await.expect("get"));
-                },
+                cache,
+                &keys::SMALL,
             ));
         }
         let global = cache_core::get_cache().await.expect("global");
         let global: &'static Cache = Box::leak(Box::new(global));
-        small_scenarios.push(scenario(
+        small_scenarios.push(cache_get::<Small>(
             format!("1b Cache::get pool {default_pool}"),
-            move |i| async move {
-                let key = keys::SMALL[keys::id(i) as usize].as_str();
-                black_box(global.get::<Small>(key).await.expect("get"));
-            },
+            global,
+            &keys::SMALL,
         ));
         // The same cache with each read a GET of its own: what gathering reads is worth.
         let unbatched = cache_with(CacheConfig::builder().url(&url).read_batch(1)).await;
-        small_scenarios.push(scenario(
+        small_scenarios.push(cache_get::<Small>(
             format!("1c Cache::get pool {default_pool}, reads not gathered"),
-            move |i| async move {
-                let key = keys::SMALL[keys::id(i) as usize].as_str();
-                black_box(unbatched.get::<Small>(key).await.expect("get"));
-            },
+            unbatched,
+            &keys::SMALL,
         ));
         rows.extend(compare(&settings, "hit ~100 B", &small_scenarios, &CONCURRENCY).await);
 
@@ -285,22 +276,16 @@ fn main() {
             scenario("3 cached crate #[concurrent_cached]", |i| async move {
                 black_box(cached_crate_large(keys::id(i)).await.expect("hit"));
             }),
-            scenario("5 in-process Cache::get", move |i| async move {
-                let key = keys::LARGE[keys::id(i) as usize].as_str();
-                black_box(memory.get::<Large>(key).await.expect("hit"));
-            }),
+            cache_get::<Large>("5 in-process Cache::get", memory, &keys::LARGE),
         ];
         let mut floor_pools = vec![1, default_pool];
         floor_pools.dedup();
         for size in floor_pools {
             let pool = fred_pool(&url, size).await;
-            large_scenarios.push(baseline(
+            large_scenarios.push(fred_get::<Large>(
                 format!("2 fred GET+decode pool {size}"),
-                move |i| async move {
-                    let key = keys::RAW_LARGE[keys::id(i) as usize].as_str();
-                    let bytes: Bytes = pool.get(key).await.expect("get");
-                    black_box(values::bincode_decode::<Large>(&bytes));
-                },
+                pool,
+                &keys::RAW_LARGE,
             ));
         }
         rows.extend(compare(&settings, "hit ~10 KB", &large_scenarios, &CONCURRENCY).await);
@@ -309,11 +294,11 @@ fn main() {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let floor_pool = fred_pool(&url, default_pool).await;
         let write_scenarios = vec![
-            baseline("2 fred GET+decode pool (default)", move |i| async move {
-                let key = keys::RAW_SMALL[keys::id(i) as usize].as_str();
-                let bytes: Bytes = floor_pool.get(key).await.expect("get");
-                black_box(values::bincode_decode::<Small>(&bytes));
-            }),
+            fred_get::<Small>(
+                "2 fred GET+decode pool (default)",
+                floor_pool,
+                &keys::RAW_SMALL,
+            ),
             scenario("4 #[cached] miss + store", |_| async {
                 black_box(miss_small(NEXT.fetch_add(1, Ordering::Relaxed)).await);
             }),

@@ -2,15 +2,19 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::hint::black_box;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
+use bytes::Bytes;
 use cache_core::{Cache, CacheConfig};
-use fred::prelude::{Builder, ClientLike, Config, Pool};
+use fred::prelude::{Builder, ClientLike, Config, KeysInterface, Pool};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::load::{closed_loop, median, Sample};
+use crate::{keys, values};
 
 pub(crate) struct Settings {
     pub(crate) rounds: usize,
@@ -107,6 +111,38 @@ where
         baseline: true,
         ..scenario(name, f)
     }
+}
+
+/// `Cache::get` of the key of each call's task among `keys`, decoded as `V`.
+pub(crate) fn cache_get<V>(
+    name: impl Into<String>,
+    cache: &'static Cache,
+    keys: &'static [String],
+) -> Scenario
+where
+    V: DeserializeOwned + Serialize + Send + 'static,
+{
+    scenario(name, move |i| async move {
+        let key = keys[keys::id(i) as usize].as_str();
+        black_box(cache.get::<V>(key).await.expect("get"));
+    })
+}
+
+/// The floor: bare fred's GET of the raw bincode copy of each call's task among `keys`,
+/// decoded as `V`.
+pub(crate) fn fred_get<V>(
+    name: impl Into<String>,
+    pool: &'static Pool,
+    keys: &'static [String],
+) -> Scenario
+where
+    V: DeserializeOwned + Send + 'static,
+{
+    baseline(name, move |i| async move {
+        let key = keys[keys::id(i) as usize].as_str();
+        let bytes: Bytes = pool.get(key).await.expect("get");
+        black_box(values::bincode_decode::<V>(&bytes));
+    })
 }
 
 /// Runs `scenarios` at each concurrency, interleaved, for the configured rounds. The floor of

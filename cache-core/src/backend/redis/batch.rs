@@ -234,6 +234,8 @@ fn hand_over(pool: &Arc<RedisPool>, batch: Vec<Waiting>) {
 /// Reads the keys of `batch` whose callers still wait: a GET for one key, an `MGET` for more.
 /// The values come in the order of `batch`, `None` for a caller that went away.
 async fn read(pool: &RedisPool, batch: &[Waiting]) -> Result<Vec<Option<Bytes>>, CacheError> {
+    // The positions of the callers still waiting, taken once: another may go away while the
+    // command is out, and the values must still land on the callers they were read for.
     let (live, mut keys): (Vec<usize>, Vec<Key>) = batch
         .iter()
         .enumerate()
