@@ -38,6 +38,12 @@ pub struct CacheStats {
     pub invalidations_replayed: u64,
     /// Invalidations that could neither reach Redis nor be kept (the pending set was full).
     pub invalidations_dropped: u64,
+    /// Acknowledged invalidations forgotten before `CACHE_REPLAY_WINDOW` ended, to keep the
+    /// replay log within its 10,000 entries: a node change would not replay them.
+    pub invalidations_forgotten: u64,
+    /// How many times a Redis node was found to be another incarnation than before (restarted,
+    /// or another node promoted): each time, the recent invalidations were replayed.
+    pub redis_node_changes: u64,
 }
 
 impl CacheStats {
@@ -64,6 +70,7 @@ pub(crate) struct Counters {
     deletes: AtomicU64,
     short_circuited: AtomicU64,
     replayed: AtomicU64,
+    forgotten: AtomicU64,
     dropped: AtomicU64,
 }
 
@@ -79,6 +86,7 @@ pub(crate) enum Event {
     Delete,
     ShortCircuit,
     Replayed,
+    Forgotten,
     /// Stays last: the metrics size their table of keys by it.
     Dropped,
 }
@@ -97,6 +105,7 @@ impl Event {
             Event::Delete => "cache_deletes_total",
             Event::ShortCircuit => "cache_short_circuited_total",
             Event::Replayed => "cache_invalidations_replayed_total",
+            Event::Forgotten => "cache_invalidations_forgotten_total",
             Event::Dropped => "cache_invalidations_dropped_total",
         }
     }
@@ -115,6 +124,7 @@ impl Counters {
             Event::Delete => &self.deletes,
             Event::ShortCircuit => &self.short_circuited,
             Event::Replayed => &self.replayed,
+            Event::Forgotten => &self.forgotten,
             Event::Dropped => &self.dropped,
         };
         counter.fetch_add(n, Ordering::Relaxed);
@@ -136,6 +146,8 @@ impl Counters {
             invalidations_pending: 0,
             invalidations_replayed: load(&self.replayed),
             invalidations_dropped: load(&self.dropped),
+            invalidations_forgotten: load(&self.forgotten),
+            redis_node_changes: 0,
         }
     }
 }

@@ -66,6 +66,7 @@ pub(crate) async fn connect(config: &CacheConfig) -> Result<Connected, CacheErro
                 clear_timeout: config.clear_timeout(),
                 read_batch: config.read_batch(),
                 tls: config.tls().clone(),
+                lineage: Default::default(),
             };
             let (backend, started) = io.run(RedisBackend::connect_home(settings)).await??;
             if started.is_ok() {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::runtime::{Handle, Id};
 
-use super::redis::RedisPool;
+use super::redis::{Lineage, RedisPool};
 use super::Backend;
 use crate::config::{RedisUrl, TlsFiles};
 use crate::{CacheError, HealthReport};
@@ -33,24 +33,31 @@ pub(crate) struct PoolSettings {
     pub(crate) clear_timeout: Duration,
     pub(crate) read_batch: usize,
     pub(crate) tls: TlsFiles,
+    /// Shared by every pool of the cache.
+    pub(crate) lineage: Arc<Lineage>,
 }
 
 impl PoolSettings {
-    /// Connects a pool of `size` connections on the current runtime; the result of waiting for
-    /// the first connection comes with it.
+    /// Connects a pool of `size` connections on the current runtime, watching its connections
+    /// ([`RedisPool::watch_connections`]); the result of waiting for the first connection comes
+    /// with it.
     async fn connect(
         &self,
         size: usize,
-    ) -> Result<(RedisPool, Result<(), CacheError>), CacheError> {
-        RedisPool::connect(
+    ) -> Result<(Arc<RedisPool>, Result<(), CacheError>), CacheError> {
+        let (pool, started) = RedisPool::connect(
             self.url.clone(),
             size,
             self.timeout,
             self.clear_timeout,
             self.read_batch,
             self.tls.clone(),
+            Arc::clone(&self.lineage),
         )
-        .await
+        .await?;
+        let pool = Arc::new(pool);
+        pool.watch_connections();
+        Ok((pool, started))
     }
 }
 
@@ -101,12 +108,17 @@ impl RedisBackend {
         let (home, started) = settings.connect(1).await?;
         let backend = RedisBackend {
             settings,
-            home: Arc::new(home),
+            home,
             home_runtime: Handle::current().id(),
             bound: RwLock::new(Vec::new()),
             connecting: tokio::sync::Mutex::new(()),
         };
         Ok((backend, started))
+    }
+
+    /// The incarnations of the nodes the cache's pools reach.
+    pub(crate) fn lineage(&self) -> &Arc<Lineage> {
+        &self.settings.lineage
     }
 
     /// The pool on the cache's I/O runtime, for its background work.
@@ -134,7 +146,6 @@ impl RedisBackend {
         // so that the runtime's first call is not a spurious failure; a pool that cannot connect
         // yet keeps trying in the background.
         let (pool, _started) = self.settings.connect(self.settings.pool_size).await?;
-        let pool = Arc::new(pool);
         let alive = Arc::new(AtomicBool::new(true));
         let guard = AliveWhileHeld(Arc::clone(&alive));
         drop(handle.spawn(async move {

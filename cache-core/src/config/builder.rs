@@ -27,6 +27,8 @@ pub struct CacheConfigBuilder {
     breaker_probe_interval: Option<Duration>,
     lease_ttl: Option<Duration>,
     clear_timeout: Option<Duration>,
+    replay_window: Option<Duration>,
+    replay_hold: Option<Duration>,
     read_batch: Option<usize>,
     max_value_bytes: Option<usize>,
     compress_min_bytes: Option<usize>,
@@ -55,6 +57,8 @@ impl fmt::Debug for CacheConfigBuilder {
             .field("breaker_probe_interval", &self.breaker_probe_interval)
             .field("lease_ttl", &self.lease_ttl)
             .field("clear_timeout", &self.clear_timeout)
+            .field("replay_window", &self.replay_window)
+            .field("replay_hold", &self.replay_hold)
             .field("read_batch", &self.read_batch)
             .field("max_value_bytes", &self.max_value_bytes)
             .field("compress_min_bytes", &self.compress_min_bytes)
@@ -137,6 +141,20 @@ impl CacheConfigBuilder {
     /// The most one `clear_pattern` may take in all (`CACHE_CLEAR_TIMEOUT`); above zero.
     pub fn clear_timeout(mut self, timeout: Duration) -> Self {
         self.clear_timeout = Some(timeout);
+        self
+    }
+
+    /// How long acknowledged invalidations are remembered, to be made again when a Redis node
+    /// restarted or failed over (`CACHE_REPLAY_WINDOW`); zero remembers none.
+    pub fn replay_window(mut self, window: Duration) -> Self {
+        self.replay_window = Some(window);
+        self
+    }
+
+    /// How long reads are misses after a Redis node restarted or failed over, while every
+    /// process replays its recent invalidations (`CACHE_REPLAY_HOLD`); zero holds nothing off.
+    pub fn replay_hold(mut self, hold: Duration) -> Self {
+        self.replay_hold = Some(hold);
         self
     }
 
@@ -287,6 +305,8 @@ impl CacheConfigBuilder {
             breaker_probe_interval,
             lease_ttl,
             clear_timeout,
+            replay_window: self.replay_window.unwrap_or(d.replay_window),
+            replay_hold: self.replay_hold.unwrap_or(d.replay_hold),
             read_batch,
             max_value_bytes,
             compress_min_bytes,

@@ -104,7 +104,7 @@ fn none() -> String {
 }
 
 /// Every variable [`CacheConfig::from_lookup`] reads: its name, default and reader.
-pub(super) const VARIABLES: [Variable; 26] = [
+pub(super) const VARIABLES: [Variable; 28] = [
     Variable {
         name: "REDIS_URL",
         default: || code(defaults::URL),
@@ -212,6 +212,16 @@ pub(super) const VARIABLES: [Variable; 26] = [
         name: "CACHE_CLEAR_TIMEOUT",
         default: || code(defaults::CLEAR_TIMEOUT_SECS),
         read: Read::Setting(|b, name, v| Ok(b.clear_timeout(parse_seconds(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_REPLAY_WINDOW",
+        default: || code(defaults::REPLAY_WINDOW_SECS),
+        read: Read::Setting(|b, name, v| Ok(b.replay_window(parse_seconds_or_zero(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_REPLAY_HOLD",
+        default: || code(defaults::REPLAY_HOLD_SECS),
+        read: Read::Setting(|b, name, v| Ok(b.replay_hold(parse_seconds_or_zero(name, v)?))),
     },
     Variable {
         name: "CACHE_READ_BATCH",
@@ -465,6 +475,23 @@ fn parse_seconds(variable: &'static str, value: &str) -> Result<Duration, Config
             ConfigError::new(
                 variable,
                 "a positive number of seconds, such as 5 or 0.25",
+                Some(value),
+            )
+        })
+}
+
+/// Seconds, fractions allowed, zero included (zero turns the setting's feature off).
+fn parse_seconds_or_zero(variable: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| {
+            ConfigError::new(
+                variable,
+                "a number of seconds, zero or more, such as 60 or 0.5",
                 Some(value),
             )
         })

@@ -81,6 +81,8 @@ pub struct CacheConfig {
     breaker_probe_interval: Duration,
     lease_ttl: Duration,
     clear_timeout: Duration,
+    replay_window: Duration,
+    replay_hold: Duration,
     read_batch: usize,
     max_value_bytes: usize,
     compress_min_bytes: usize,
@@ -119,6 +121,8 @@ mod defaults {
     pub const BREAKER_PROBE_INTERVAL_MS: u64 = 500;
     pub const LEASE_TTL_SECS: u64 = 10;
     pub const CLEAR_TIMEOUT_SECS: u64 = 60;
+    pub const REPLAY_WINDOW_SECS: u64 = 60;
+    pub const REPLAY_HOLD_SECS: u64 = 2;
     /// The most reads one `MGET` gathers: the highest concurrency of cache-bench, where one
     /// batch carried about 30 keys on average.
     pub const READ_BATCH: usize = 64;
@@ -150,6 +154,8 @@ impl Default for CacheConfig {
             breaker_probe_interval: Duration::from_millis(defaults::BREAKER_PROBE_INTERVAL_MS),
             lease_ttl: Duration::from_secs(defaults::LEASE_TTL_SECS),
             clear_timeout: Duration::from_secs(defaults::CLEAR_TIMEOUT_SECS),
+            replay_window: Duration::from_secs(defaults::REPLAY_WINDOW_SECS),
+            replay_hold: Duration::from_secs(defaults::REPLAY_HOLD_SECS),
             read_batch: defaults::READ_BATCH,
             max_value_bytes: defaults::MAX_VALUE_BYTES,
             compress_min_bytes: defaults::COMPRESS_MIN_BYTES,
@@ -226,6 +232,18 @@ impl CacheConfig {
     /// The most one `clear_pattern` may take in all (`CACHE_CLEAR_TIMEOUT`).
     pub fn clear_timeout(&self) -> Duration {
         self.clear_timeout
+    }
+
+    /// How long acknowledged invalidations are remembered, to be made again when a Redis node
+    /// turns out to have restarted or failed over (`CACHE_REPLAY_WINDOW`; zero: never).
+    pub fn replay_window(&self) -> Duration {
+        self.replay_window
+    }
+
+    /// How long reads are misses after a Redis node turned out to have restarted or failed
+    /// over, while every process replays its recent invalidations (`CACHE_REPLAY_HOLD`).
+    pub fn replay_hold(&self) -> Duration {
+        self.replay_hold
     }
 
     /// The most concurrent reads one `MGET` gathers under load (`CACHE_READ_BATCH`); 1: none

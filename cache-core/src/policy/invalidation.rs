@@ -72,6 +72,9 @@ impl Policy {
         match result {
             Ok(removed) => {
                 self.count(Event::Delete, at, removed);
+                for key in keys {
+                    self.remember(&pattern::escape(key), At::Key(key));
+                }
                 Ok(removed)
             }
             Err(error) => {
@@ -100,6 +103,7 @@ impl Policy {
         match result {
             Ok(removed) => {
                 self.count(Event::Delete, at, removed);
+                self.remember(pattern, at);
                 Ok(removed)
             }
             Err(error) => {
@@ -147,8 +151,16 @@ impl Policy {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Records an invalidation Redis acknowledged, for a replay if Redis loses it.
+    fn remember(&self, glob: &str, at: At<'_>) {
+        let forgotten = self.recent.record(glob);
+        if forgotten > 0 {
+            self.count(Event::Forgotten, at, forgotten);
+        }
+    }
+
     /// Keeps an invalidation that failed for replay, or reports that it could not.
-    fn keep(&self, added: Added, at: At<'_>, error: &CacheError) {
+    pub(super) fn keep(&self, added: Added, at: At<'_>, error: &CacheError) {
         match added {
             Added::Kept => {
                 // Rate-limited at warn with the other failures; each one at debug.
@@ -186,6 +198,7 @@ impl Policy {
                 return false;
             }
             self.pending.remove(&glob, number);
+            self.remember(&glob, At::Pattern(&glob));
             self.count(Event::Replayed, At::Pattern(&glob), 1);
             telemetry::pending(self.pending.len());
             replayed += 1;

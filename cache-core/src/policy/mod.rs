@@ -22,6 +22,7 @@ mod flight;
 mod invalidation;
 mod pending;
 mod read_through;
+mod recent;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -43,10 +44,15 @@ use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
 use breaker::{Admission, Breaker};
 use flight::FlightTable;
 use pending::Pending;
+use recent::Recent;
 
 pub(crate) use invalidation::check_pattern;
 pub(crate) use read_through::Cacheable;
 
+/// How often an idle cache sends a PING on its home connection, so that a Redis restart is
+/// noticed (and the recent invalidations replayed) within about this long, even by a process
+/// that reads nothing.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long to keep quiet about backend failures after logging one at warn.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How many keys with corrupt values are remembered so that each is logged once.
@@ -60,6 +66,12 @@ pub(crate) struct Policy {
     breaker: Breaker,
     counters: Counters,
     pending: Pending,
+    /// The invalidations of the last `CACHE_REPLAY_WINDOW`, replayed when Redis may have lost them.
+    recent: Recent,
+    /// The backend's count of node changes (restarts, failovers) this policy has acted on.
+    node_changes_seen: AtomicU64,
+    /// Milliseconds after `created` until which reads are held off after a node change (0: none).
+    hold_until_ms: AtomicU64,
     flights: FlightTable,
     /// Wakes the background task (a failure to replay, the breaker opening).
     wake: Arc<tokio::sync::Notify>,
@@ -106,12 +118,16 @@ impl Policy {
             (None, None)
         };
         tracing::debug!(config = %config, "cache created");
+        let recent = Recent::new(config.replay_window());
         let policy = Arc::new(Policy {
             breaker: Breaker::new(config.breaker_threshold(), config.breaker_probe_interval()),
             config,
             store,
             counters: Counters::default(),
             pending: Pending::default(),
+            recent,
+            node_changes_seen: AtomicU64::new(0),
+            hold_until_ms: AtomicU64::new(0),
             flights: FlightTable::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
             created: Instant::now(),
@@ -122,10 +138,11 @@ impl Policy {
                 .build(),
             io,
         });
-        if let Some(io) = &policy.io {
+        if let (Some(io), Some(Store::Redis(b))) = (&policy.io, &policy.store) {
             io.spawn(background(
                 Arc::downgrade(&policy),
                 Arc::clone(&policy.wake),
+                Arc::clone(b.lineage()),
             ));
         }
         Ok(policy)
@@ -154,6 +171,7 @@ impl Policy {
             circuit_open: self.breaker.is_open(),
             circuit_opens: self.breaker.times_opened(),
             invalidations_pending: self.pending.len() as u64,
+            redis_node_changes: self.node_changes_seen.load(Ordering::Relaxed),
             ..self.counters.snapshot()
         }
     }
@@ -164,9 +182,59 @@ impl Policy {
         telemetry::count(event, at, n);
     }
 
-    /// Whether a pending invalidation covers `key` (reads of it are misses until it is replayed).
-    pub(crate) fn pending_covers(&self, key: &str) -> bool {
-        self.pending.covers(key)
+    /// Whether what Redis holds under `key` may be served: no pending invalidation covers it
+    /// (reads of it are misses until it is replayed), and reads are not held off after a node
+    /// change. Two atomic loads when neither is the case.
+    pub(crate) fn trusted(&self, key: &str) -> bool {
+        !self.pending.covers(key) && !self.holding()
+    }
+
+    /// Whether reads are held off: for `CACHE_REPLAY_HOLD` after a Redis node was found to be
+    /// another incarnation, so that the other processes replay their own recent invalidations
+    /// before this one serves what Redis holds.
+    fn holding(&self) -> bool {
+        let until = self.hold_until_ms.load(Ordering::Acquire);
+        until != 0 && self.now_ms() < until
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.created.elapsed().as_millis() as u64
+    }
+
+    /// Acts on node changes the backend found since the last look (see
+    /// `backend/redis/lineage.rs`): the invalidations of the replay window become pending, and
+    /// reads are held off for `CACHE_REPLAY_HOLD`. One atomic load per call otherwise.
+    fn follow_lineage(&self, store: &Store) {
+        let Store::Redis(backend) = store else {
+            return;
+        };
+        let changes = backend.lineage().changes();
+        let seen = self.node_changes_seen.load(Ordering::Acquire);
+        if changes == seen
+            || self
+                .node_changes_seen
+                .compare_exchange(seen, changes, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        let hold = self.config.replay_hold().as_millis() as u64;
+        self.hold_until_ms
+            .store(self.now_ms().saturating_add(hold).max(1), Ordering::Release);
+        let globs = self.recent.within_window();
+        let error = CacheError::Connection(
+            "Redis restarted or failed over and may have lost this invalidation".to_owned(),
+        );
+        for glob in &globs {
+            self.keep(self.pending.add(glob), At::Pattern(glob), &error);
+        }
+        tracing::warn!(
+            replaying = globs.len(),
+            hold_ms = hold,
+            "Redis may have lost acknowledged writes (a node restarted or failed over): \
+             replaying this process's recent invalidations; reads are misses meanwhile"
+        );
+        self.wake.notify_one();
     }
 
     /// How many keys are being computed right now.
@@ -196,6 +264,7 @@ impl Policy {
             return Err(CacheError::CircuitOpen);
         }
         let result = call(store).await;
+        self.follow_lineage(store);
         let outcome = match &result {
             Err(CacheError::Timeout(_)) => breaker::Outcome::TimedOut,
             Err(e) if e.is_connection() => breaker::Outcome::Failed,
@@ -221,7 +290,7 @@ impl Policy {
             tokio::task::coop::consume_budget().await;
             return Read::Absent;
         };
-        if self.pending.covers(key) {
+        if !self.trusted(key) {
             tokio::task::coop::consume_budget().await;
             return Read::Absent;
         }
@@ -232,6 +301,8 @@ impl Policy {
         telemetry::duration(Timed::Read, at, started.elapsed());
         match read {
             Ok(Some(bytes)) if lease::is_marker(&bytes) => Read::Leased,
+            // Redis may have lost an invalidation of this key since the read began.
+            Ok(Some(_)) if !self.trusted(key) => Read::Absent,
             Ok(Some(bytes)) => Read::Value(bytes),
             Ok(None) => Read::Absent,
             Err(e) => {
@@ -407,10 +478,17 @@ impl Policy {
 
 /// The background task of a Redis cache, on its I/O runtime: while the breaker is tripped or
 /// invalidations are pending, every probe interval it asks Redis (it sleeps until woken
-/// otherwise); when
-/// Redis answers it first replays the pending invalidations, then lets calls through again
-/// (half-open). Ends when the cache is dropped.
-async fn background(policy: Weak<Policy>, wake: Arc<tokio::sync::Notify>) {
+/// otherwise); when Redis answers it first replays the pending invalidations, then lets calls
+/// through again (half-open). When a node turns out to be another incarnation (`lineage`), it
+/// makes the recent invalidations pending and replays them at once. Otherwise it pings Redis
+/// every [`HEARTBEAT`]. Ends when the cache is dropped.
+async fn background(
+    policy: Weak<Policy>,
+    wake: Arc<tokio::sync::Notify>,
+    lineage: Arc<crate::backend::redis::Lineage>,
+) {
+    // Whether to replay without waiting a probe interval first: Redis answered a moment ago.
+    let mut at_once = false;
     loop {
         // Holds no strong reference while it waits, so the cache can be dropped meanwhile.
         let busy = match policy.upgrade() {
@@ -421,15 +499,38 @@ async fn background(policy: Weak<Policy>, wake: Arc<tokio::sync::Notify>) {
             None => return,
         };
         let Some(interval) = busy else {
-            wake.notified().await;
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(HEARTBEAT) => {
+                    // fred notices a connection that closed while idle only when it sends on it.
+                    if let Some(p) = policy.upgrade() {
+                        if let Some(Store::Redis(b)) = &p.store {
+                            let _ = b.home().ping().await;
+                        }
+                    }
+                }
+                () = lineage.changed() => {
+                    if let Some(p) = policy.upgrade() {
+                        if let Some(store) = &p.store {
+                            p.follow_lineage(store);
+                        }
+                    }
+                    at_once = true;
+                }
+            }
             continue;
         };
         // A probe interval after the breaker opened (or the last try), never at once: an open
         // breaker stays open for at least that long.
-        tokio::time::sleep(interval).await;
+        if !std::mem::take(&mut at_once) {
+            tokio::time::sleep(interval).await;
+        }
         let Some(policy) = policy.upgrade() else {
             return;
         };
+        if let Some(store) = &policy.store {
+            policy.follow_lineage(store);
+        }
         if !policy.breaker.is_tripped() && policy.pending.len() == 0 {
             continue;
         }

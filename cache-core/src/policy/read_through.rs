@@ -181,8 +181,9 @@ impl Policy {
         P: Cacheable<R>,
         F: Future<Output = R>,
     {
-        if self.pending.covers(key) {
-            // Redis may still hold a value from before an invalidation it has not seen yet.
+        if !self.trusted(key) {
+            // Redis may still hold a value from before an invalidation it has not seen yet (or
+            // lost: reads are held off after a node change).
             self.count_miss(key, miss_counted);
             drop(leader);
             return self.compute(key, body).await;
@@ -305,6 +306,11 @@ impl Policy {
                     return Taken::Failed(error);
                 }
             };
+            if !self.trusted(key) {
+                // A node change since the first read: these bytes may be a value Redis lost
+                // the invalidation of.
+                return Taken::Nothing;
+            }
             if lease::is_marker(&bytes) {
                 match self.await_holder::<S>(key, deadline).await {
                     Waited::Value(bytes, stored) => return Taken::Value(bytes, stored),

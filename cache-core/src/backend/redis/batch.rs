@@ -247,10 +247,10 @@ async fn read(pool: &RedisPool, batch: &[Waiting]) -> Result<Vec<Option<Bytes>>,
         0 => Vec::new(),
         1 => {
             let key = keys.swap_remove(0);
-            vec![pool.client().send(pool, |c| c.get(key)).await?]
+            vec![pool.client().read(pool, |c| c.get(key)).await?]
         }
         sent => {
-            let values: Vec<Option<Bytes>> = pool.client().send(pool, |c| c.mget(keys)).await?;
+            let values: Vec<Option<Bytes>> = pool.client().read(pool, |c| c.mget(keys)).await?;
             if values.len() != sent {
                 return Err(CacheError::Redis(format!(
                     "MGET answered {} values for {sent} keys",

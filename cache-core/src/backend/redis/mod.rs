@@ -26,12 +26,14 @@ mod batch;
 mod clear;
 mod cluster;
 mod health;
+mod lineage;
 mod topology;
 
 use super::in_flight::{self, Expired, InFlight, Ticket};
 use super::Backend;
 use crate::config::{RedisUrl, TlsFiles};
 use crate::{CacheError, HealthReport};
+pub(crate) use lineage::Lineage;
 pub(crate) use topology::Topology;
 
 /// GET, or, when the key is empty, SET the lease marker (ARGV[1]) with NX for ARGV[2] ms.
@@ -70,6 +72,8 @@ const SPILL_AFTER: usize = 64;
 struct Picked<'p> {
     client: &'p WithOptions<Client>,
     ticket: Ticket<'p>,
+    /// The client's place in the pool.
+    index: usize,
 }
 
 impl std::ops::Deref for Picked<'_> {
@@ -97,6 +101,21 @@ impl<'p> Picked<'p> {
                 "the connection closed (reconnecting in the background)".to_owned(),
             )),
         }
+    }
+
+    /// [`send`](Self::send) for a command that reads values: its reply is used only once the
+    /// nodes it came from are known incarnations ([`RedisPool::vouch`]).
+    async fn read<T, F>(
+        &self,
+        pool: &RedisPool,
+        command: impl FnOnce(&'p WithOptions<Client>) -> F,
+    ) -> Result<T, CacheError>
+    where
+        F: std::future::Future<Output = Result<T, FredError>>,
+    {
+        let reply = self.send(pool, command).await?;
+        pool.vouch(self.index).await?;
+        Ok(reply)
     }
 }
 
@@ -128,6 +147,13 @@ pub(crate) struct RedisPool {
     /// Reads go to replicas (cluster only, feature `replicas`).
     #[cfg_attr(not(feature = "replicas"), allow(dead_code))]
     replica_reads: bool,
+    /// One receiver of each client's reconnect channel, never drained: its length counts the
+    /// connections the client made ([`lineage`]).
+    connections_made: Vec<tokio::sync::broadcast::Receiver<fred::types::config::Server>>,
+    /// The count of `connections` when the nodes each client reaches were last asked who they are.
+    verified: Vec<std::sync::atomic::AtomicU64>,
+    /// The incarnations of the nodes, shared with the backend's other pools.
+    lineage: Arc<Lineage>,
 }
 
 impl std::fmt::Debug for RedisPool {
@@ -156,6 +182,7 @@ impl RedisPool {
         clear_timeout: Duration,
         read_batch: usize,
         tls: TlsFiles,
+        lineage: Arc<Lineage>,
     ) -> Result<(Self, Result<(), CacheError>), CacheError> {
         let (url, tls) = (&url, &tls);
         let mut config = Config::from_url(url.expose())
@@ -219,6 +246,8 @@ impl RedisPool {
         // Subscribed before connecting, so that a refused first connection ends the wait at once
         // instead of after the whole timeout.
         let mut errors = pool.clients().first().map(|c| c.error_rx());
+        // Subscribed before connecting, so that the first connection is counted too.
+        let connections_made = pool.clients().iter().map(|c| c.reconnect_rx()).collect();
         let _connection_task = pool.connect();
         let timed = Options {
             fail_fast: true,
@@ -264,6 +293,11 @@ impl RedisPool {
             runtime: tokio::runtime::Handle::current(),
             topology,
             replica_reads,
+            connections_made,
+            verified: (0..pool_size)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            lineage,
         };
         let first_error = async {
             match errors.as_mut() {
@@ -316,7 +350,40 @@ impl RedisPool {
         } else {
             &self.timed_clients[i]
         };
-        Picked { client, ticket }
+        Picked {
+            client,
+            ticket,
+            index: i,
+        }
+    }
+
+    /// The first connected client and its place in the pool (the first client when none is),
+    /// for a command that is not watched: a Lua script, which fred's per-command options miss.
+    fn connected(&self) -> (usize, &Client) {
+        let clients = self.pool.clients();
+        let i = clients.iter().position(|c| c.is_connected()).unwrap_or(0);
+        // A pool has at least one client (REDIS_POOL_SIZE >= 1, checked by the configuration).
+        (i, &clients[i])
+    }
+
+    /// Asks the nodes who they are as soon as a client connects (again), so that a node that
+    /// lost writes is noticed even while nothing reads: a task per client on the pool's runtime,
+    /// which ends with the pool or its runtime.
+    pub(crate) fn watch_connections(self: &Arc<Self>) {
+        for (i, client) in self.pool.clients().iter().enumerate() {
+            let mut connected = client.reconnect_rx();
+            let pool = Arc::downgrade(self);
+            drop(self.runtime.spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                while let Ok(_) | Err(RecvError::Lagged(_)) = connected.recv().await {
+                    let Some(pool) = pool.upgrade() else {
+                        return;
+                    };
+                    // A failure is asked again by the next read.
+                    let _ = pool.vouch(i).await;
+                }
+            }));
+        }
     }
 
     /// The error for a command that got no answer within the socket timeout. The connections are
@@ -427,11 +494,14 @@ impl RedisPool {
                 .map(|r| r.map_err(|e| self.error(e)))
                 .collect();
         }
-        let pipeline = self.pipeline();
+        let (i, client) = self.connected();
+        let pipeline = client.pipeline();
         for key in keys {
             let _: () = pipeline.get(*key).await.map_err(|e| self.error(e))?;
         }
-        self.run_pipeline(pipeline).await
+        let values = self.run_pipeline(pipeline).await?;
+        self.vouch(i).await?;
+        Ok(values)
     }
 
     /// UNLINK of `keys`; the number that existed. One command on a single server; on a cluster,
@@ -490,7 +560,7 @@ impl Backend for RedisPool {
             return client.send(self, |_| replicas.get(key)).await;
         }
         let client = self.client();
-        client.send(self, |c| c.get(key)).await
+        client.read(self, |c| c.get(key)).await
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
@@ -508,7 +578,7 @@ impl Backend for RedisPool {
             Topology::Standalone | Topology::Sentinel => {
                 let keys: Vec<&str> = keys.to_vec();
                 let client = self.client();
-                client.send(self, |c| c.mget(keys)).await
+                client.read(self, |c| c.mget(keys)).await
             }
         }
     }
@@ -565,10 +635,13 @@ impl Backend for RedisPool {
         marker: &Bytes,
         lease_ttl: Duration,
     ) -> Result<Option<Bytes>, CacheError> {
-        let client = self.pool.next_connected();
+        let (i, client) = self.connected();
         let args: Vec<Value> = vec![Value::Bytes(marker.clone()), millis(lease_ttl).into()];
-        self.bounded(SCRIPTS.get_or_lease.evalsha_with_reload(client, key, args))
-            .await
+        let found = self
+            .bounded(SCRIPTS.get_or_lease.evalsha_with_reload(client, key, args))
+            .await?;
+        self.vouch(i).await?;
+        Ok(found)
     }
 
     async fn set_if_holds(

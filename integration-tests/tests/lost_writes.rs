@@ -1,0 +1,131 @@
+//! Redis can undo an invalidation it acknowledged: a restart from an RDB snapshot taken before
+//! it (Redis's default persistence) brings the old value back. The cache notices the restart
+//! (another `run_id`) and makes its recent invalidations again before serving what Redis holds.
+//!
+//! Its own test binary: it sets up the process-wide cache that `#[cached]` uses.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use cache_core::{cached, invalidate_cache, CacheConfig};
+use integration_tests::{wait_until, RedisServer, Reply};
+
+/// The "database" behind the cached function.
+static PRICE_DB: AtomicU64 = AtomicU64::new(1);
+
+#[cached(ttl = 600, key_prefix = "rolled")]
+async fn price(id: u64) -> u64 {
+    PRICE_DB.load(SeqCst) * 100 + id
+}
+
+#[invalidate_cache("rolled:price:{id}")]
+async fn set_price(id: u64, value: u64) -> Result<(), String> {
+    let _ = id;
+    PRICE_DB.store(value, SeqCst);
+    Ok(())
+}
+
+/// A value cached, a snapshot taken, the data updated and the key invalidated (acknowledged),
+/// then Redis killed and restarted from the snapshot, which holds the old value again: calls
+/// return the new value from the first one on, and the cache deletes the old one from Redis by
+/// itself, before anything reads it.
+#[tokio::test]
+async fn an_invalidation_undone_by_a_restart_from_a_snapshot_is_made_again() {
+    let mut server = RedisServer::start();
+    let config = CacheConfig::builder()
+        .url(server.url())
+        .socket_timeout(Duration::from_secs(1))
+        .breaker_probe_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let cache = cache_core::init(config).await.unwrap();
+
+    assert_eq!(price(7).await, 107);
+    assert_eq!(price(7).await, 107, "a hit");
+    assert_eq!(server.cmd("SAVE"), Reply::Status("OK".into()));
+    assert_eq!(set_price(7, 2).await, Ok(()));
+    assert_eq!(server.cmd("EXISTS rolled:price:7"), Reply::Integer(0));
+
+    server.kill();
+    server.restart();
+    // Checks the test's own setup: the snapshot brought the old value back.
+    assert!(
+        matches!(server.cmd("GET rolled:price:7"), Reply::Bulk(Some(_))),
+        "the restart from the snapshot restored the invalidated value"
+    );
+
+    // Nothing reads: the cache sees the new incarnation when it reconnects, and deletes again
+    // what it invalidated in the last minute.
+    // The test's own thread blocks: the cache's background work needs none of it.
+    let replayed = wait_until(Duration::from_secs(5), || {
+        server.cmd("EXISTS rolled:price:7") == Reply::Integer(0)
+    });
+    let stats = cache.stats();
+    assert!(
+        replayed,
+        "the old value is still in Redis 5 s after the restart; {stats:?}"
+    );
+    assert_eq!(stats.redis_node_changes, 1, "{stats:?}");
+    assert!(stats.invalidations_replayed >= 1, "{stats:?}");
+
+    // And had a call come first, it would not have been served the old value either.
+    let started = Instant::now();
+    assert_eq!(price(7).await, 207);
+    println!(
+        "after the restart: first call in {:?}; {:?}",
+        started.elapsed(),
+        cache.stats()
+    );
+}
+
+/// The same restart with a call racing it: the first read after the reconnect asks Redis who it
+/// is before its reply is used, so not even the read that meets the restored value serves it.
+#[tokio::test]
+async fn the_first_read_after_a_restart_from_a_snapshot_is_not_served_the_undone_value() {
+    let mut server = RedisServer::start();
+    let cache = cache_core::Cache::new(
+        CacheConfig::builder()
+            .url(server.url())
+            .socket_timeout(Duration::from_secs(1))
+            // Held off for long enough that this test sees the hold, not the replay.
+            .replay_hold(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+
+    cache.set("rolled:direct", &1u64, None).await.unwrap();
+    assert_eq!(cache.get::<u64>("rolled:direct").await.unwrap(), Some(1));
+    assert_eq!(server.cmd("SAVE"), Reply::Status("OK".into()));
+    assert_eq!(cache.delete(["rolled:direct"]).await.unwrap(), 1);
+
+    server.kill();
+    server.restart();
+    assert!(matches!(
+        server.cmd("GET rolled:direct"),
+        Reply::Bulk(Some(_))
+    ));
+    // Reads from the moment the cache reconnects: every one is a miss, however it races the
+    // reconnect and the replay (the replay deletes the key; the hold keeps reads misses).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut reads = 0;
+    while Instant::now() < deadline {
+        assert_eq!(
+            cache.get::<u64>("rolled:direct").await.unwrap(),
+            None,
+            "read {reads} was served the value Redis lost the delete of; {:?}",
+            cache.stats()
+        );
+        reads += 1;
+    }
+    assert!(cache.stats().redis_node_changes >= 1, "{:?}", cache.stats());
+    // A value written after the restart is not one Redis lost a delete of, but the hold keeps
+    // every read a miss until it ends: the other processes may still be replaying theirs.
+    cache.set("rolled:after", &2u64, None).await.unwrap();
+    assert_eq!(cache.get::<u64>("rolled:after").await.unwrap(), None);
+    println!(
+        "{reads} reads after the restart, none served; {:?}",
+        cache.stats()
+    );
+}
