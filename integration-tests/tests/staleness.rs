@@ -20,7 +20,9 @@
 //!   counts as one `STALENESS_RESULT` line, and exits when its stdin closes (the parent died) or
 //!   past a deadline.
 //! - Phases, each with both processes under load: no fault; the cache server SIGKILLed and
-//!   restarted with its data (AOF, fsync always); the cache server hung (SIGSTOP for 1.5 s);
+//!   restarted with its data (AOF, fsync always); the cache server restarted from an older state
+//!   (its AOF frozen, then a SIGKILL a second or more later: every write it acknowledged since,
+//!   invalidations included, undone); the cache server hung (SIGSTOP for 1.5 s);
 //!   every connection to it blackholed for 1.5 s by the fault proxy both processes go through
 //!   (bytes held and delivered late, as after a healed partition); and half the readers calling under random 0-5 ms deadlines, so leaders are dropped at every
 //!   await point (timed-out reads are not counted; every later read is checked).
@@ -33,7 +35,7 @@
 //! was computed from data older than an update that had returned. Both servers are fresh per
 //! run and the cache is flushed between phases, so no value comes from another run.
 //!
-//! `STALENESS_SECONDS` sets each phase's length (default 5 s; about 25 s for the test).
+//! `STALENESS_SECONDS` sets each phase's length (default 5 s; about 30 s for the test).
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -337,9 +339,16 @@ impl Rng {
 }
 
 /// `process` tells the two processes apart (1: the parent, 2: the child).
+/// Set in the database while writers must not start updates (`Phase::FrozenRestart`).
+const QUIET: &[u8] = b"writers:quiet";
+
 async fn writer(process: u64, seed: u64, stop: Arc<AtomicBool>, counts: Arc<Counts>) {
     let mut rng = Rng::new(seed);
     while !stop.load(Relaxed) {
+        if db().number(&[b"EXISTS", QUIET]).await.unwrap_or(0) == 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
         let id = rng.next() % IDS;
         match update(id).await {
             Ok(version) => {
@@ -497,15 +506,17 @@ impl Load {
 enum Phase {
     NoFault,
     KillRestart,
+    FrozenRestart,
     Hang,
     Blackhole,
     Cancel,
 }
 
 impl Phase {
-    const ALL: [Phase; 5] = [
+    const ALL: [Phase; 6] = [
         Phase::NoFault,
         Phase::KillRestart,
+        Phase::FrozenRestart,
         Phase::Hang,
         Phase::Blackhole,
         Phase::Cancel,
@@ -515,6 +526,7 @@ impl Phase {
         match self {
             Phase::NoFault => "no-fault",
             Phase::KillRestart => "kill-restart",
+            Phase::FrozenRestart => "old-restart",
             Phase::Hang => "hang",
             Phase::Blackhole => "blackhole",
             Phase::Cancel => "cancel",
@@ -735,6 +747,36 @@ async fn staleness_across_two_processes() {
                 fault = format!(
                     "SIGKILL with {keys} keys, down {:?}, {} keys back after the restart; ",
                     killed.elapsed(),
+                    cache_server.dbsize()
+                );
+            }
+            Phase::FrozenRestart => {
+                // The AOF stops being written (its files stay as they are), writes and
+                // invalidations go on for a while, then a SIGKILL and a restart that loads the
+                // frozen AOF: every write Redis acknowledged since, invalidations and lease
+                // releases included, is undone, as after a restart from an older snapshot.
+                sleep_until(start, Duration::from_secs_f64(seconds * 0.3)).await;
+                assert_eq!(
+                    cache_server.cmd("CONFIG SET appendonly no"),
+                    Reply::Status("OK".into())
+                );
+                let frozen = Instant::now();
+                sleep_until(start, Duration::from_secs_f64(seconds * 0.5)).await;
+                // No update starts while the server is down: an update whose invalidation
+                // failed would be pending, and its replay would delete the value the restart
+                // brings back, hiding what this phase is about (acknowledged invalidations
+                // undone). Readers go on throughout.
+                database.cmd("SET writers:quiet 1");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let keys = cache_server.dbsize();
+                blocking(|| cache_server.kill());
+                let undone = frozen.elapsed();
+                blocking(|| cache_server.restart());
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                database.cmd("DEL writers:quiet");
+                fault = format!(
+                    "persistence frozen, SIGKILL {undone:?} later with {keys} keys, restarted \
+                     from the frozen state ({} keys when asked after the caches' replays); ",
                     cache_server.dbsize()
                 );
             }
