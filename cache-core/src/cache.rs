@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::backend::on_store;
 use crate::backend::Backend;
 use crate::policy::{check_pattern, Cacheable, Policy, Read};
-use crate::stats::Event;
+use crate::stats::{Event, ShutdownReport};
 use crate::telemetry::At;
 use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
 
@@ -319,6 +319,14 @@ impl Cache {
     /// open; an answer wakes the probe, which replays pending invalidations and half-opens it.
     pub async fn health_check(&self) -> HealthReport {
         self.inner.health().await
+    }
+
+    /// Delivers the invalidations still pending (kept while Redis was unreachable) within
+    /// `deadline`, and reports those it could not deliver, each also logged at error and
+    /// counted in [`CacheStats::invalidations_dropped`]. The cache keeps working afterwards;
+    /// [`shutdown`](crate::shutdown) does this for the process-wide cache.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.inner.shutdown(deadline).await
     }
 
     /// The value under `key`, or, on a miss, the value `compute` returns, stored for `ttl`

@@ -4,12 +4,15 @@
 //!
 //! Concurrent first callers share one setup attempt: with Redis unreachable and failing loudly,
 //! they all get its error after one connect timeout, not one timeout each in turn. A failed
-//! attempt is not remembered, so a later call tries again.
+//! attempt is not remembered, so a later call tries again. [`shutdown`] delivers what it still
+//! has pending before the process exits.
 
 use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 
+use crate::stats::ShutdownReport;
 use crate::{Cache, CacheConfig, CacheError};
 
 static GLOBAL: OnceLock<Cache> = OnceLock::new();
@@ -73,7 +76,9 @@ async fn setup(config: CacheConfig) -> Result<Cache, CacheError> {
                 let attempt = async move {
                     crate::registry::apply(config.verify_keys()).map_err(CacheError::KeySpaces)?;
                     let cache = Cache::new(config).await?;
-                    Ok(GLOBAL.get_or_init(|| cache).clone())
+                    let global = GLOBAL.get_or_init(|| cache);
+                    crate::shutdown::watch_exit(global);
+                    Ok(global.clone())
                 }
                 .boxed()
                 .shared();
@@ -89,4 +94,28 @@ async fn setup(config: CacheConfig) -> Result<Cache, CacheError> {
         *slot = None;
     }
     result
+}
+
+/// Delivers the process-wide cache's pending invalidations within `deadline` and reports what
+/// could not be delivered: call it at the end of `main`, after the work that invalidates.
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> Result<(), cache_core::CacheError> {
+///     cache_core::init_from_env().await?;
+///     // ... serve until told to stop ...
+///     let report = cache_core::shutdown(std::time::Duration::from_secs(5)).await;
+///     if !report.is_clean() {
+///         eprintln!("{} invalidations were not delivered", report.undelivered.len());
+///     }
+///     Ok(())
+/// }
+/// ```
+///
+/// Without a process-wide cache (never set up), there is nothing to deliver.
+pub async fn shutdown(deadline: Duration) -> ShutdownReport {
+    match initialized() {
+        Some(cache) => cache.shutdown(deadline).await,
+        None => ShutdownReport::default(),
+    }
 }

@@ -35,6 +35,7 @@ mod policy;
 mod private;
 pub mod registry;
 mod runtime;
+mod shutdown;
 mod stats;
 mod telemetry;
 #[cfg(feature = "axum")]
@@ -45,10 +46,11 @@ pub use cache::Cache;
 pub use cache_macros::{cached, invalidate_cache};
 pub use config::{BackendConfig, CacheConfig, CacheConfigBuilder, RedisUrl};
 pub use error::{CacheError, ConfigError};
+pub use global::shutdown;
 pub use global::{get_cache, init, init_from_env};
 pub use health::{HealthReport, NodeHealth};
 pub use key::CacheKey;
-pub use stats::CacheStats;
+pub use stats::{CacheStats, ShutdownReport};
 /// What the attributes expand to; not a public API (it changes with the macros).
 #[doc(hidden)]
 pub mod __private {

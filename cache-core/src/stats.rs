@@ -151,3 +151,22 @@ impl Counters {
         }
     }
 }
+
+/// What [`shutdown`](crate::shutdown) delivered and what it could not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Pending invalidations delivered to Redis during the shutdown.
+    pub delivered: u64,
+    /// The key space of each invalidation that could not be delivered before the deadline (the
+    /// patterns themselves are not shown: they may hold argument values). Each was logged at
+    /// error; the values it covers may be served until they expire.
+    pub undelivered: Vec<String>,
+}
+
+impl ShutdownReport {
+    /// Whether every pending invalidation was delivered.
+    pub fn is_clean(&self) -> bool {
+        self.undelivered.is_empty()
+    }
+}

@@ -7,7 +7,7 @@
 //! policy: failing loudly, the caller also gets the error.
 
 use std::future::Future;
-
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tracing::Instrument as _;
 
@@ -17,7 +17,7 @@ use super::pending::Added;
 use super::Policy;
 use crate::backend::on_store;
 use crate::backend::Backend;
-use crate::stats::Event;
+use crate::stats::{Event, ShutdownReport};
 use crate::telemetry::{self, At};
 use crate::CacheError;
 
@@ -207,6 +207,55 @@ impl Policy {
             tracing::info!(replayed, "pending invalidations replayed");
         }
         self.pending.len() == 0
+    }
+}
+
+impl Policy {
+    /// Replays the pending invalidations until none is left or `deadline` has passed, then
+    /// reports (and logs at error, and counts) those that could not be delivered.
+    pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        let until = tokio::time::Instant::now() + deadline;
+        let replayed_before = self.counters.snapshot().invalidations_replayed;
+        // Bounded by the deadline: each try is cut off by it, and the pause between tries is
+        // a tenth of a second.
+        while self.pending.len() > 0 {
+            if let Ok(true) = tokio::time::timeout_at(until, self.replay_pending()).await {
+                break;
+            }
+            let next = tokio::time::Instant::now() + Duration::from_millis(100);
+            if next >= until {
+                break;
+            }
+            tokio::time::sleep_until(next).await;
+        }
+        let delivered = self.counters.snapshot().invalidations_replayed - replayed_before;
+        self.shut_down.store(true, Ordering::Release);
+        ShutdownReport {
+            delivered,
+            undelivered: self.report_undelivered("the shutdown's deadline passed"),
+        }
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) ran: the exit reports nothing more then.
+    pub(crate) fn was_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
+    }
+
+    /// Logs at error and counts each pending invalidation: `when` says why they will not be
+    /// delivered. Their key spaces, one per invalidation.
+    pub(crate) fn report_undelivered(&self, when: &str) -> Vec<String> {
+        let mut spaces = Vec::new();
+        for (glob, _) in self.pending.snapshot() {
+            let at = At::Pattern(&glob);
+            self.count(Event::Dropped, at, 1);
+            tracing::error!(
+                space = at.space(),
+                "invalidation not delivered: {when} with Redis unreachable; the keys it covers \
+                 may serve old values until they expire"
+            );
+            spaces.push(at.space().to_owned());
+        }
+        spaces
     }
 }
 

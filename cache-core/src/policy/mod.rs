@@ -24,7 +24,7 @@ mod pending;
 mod read_through;
 mod recent;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,8 @@ pub(crate) struct Policy {
     node_changes_seen: AtomicU64,
     /// Milliseconds after `created` until which reads are held off after a node change (0: none).
     hold_until_ms: AtomicU64,
+    /// Whether `shutdown` ran (and reported what it could not deliver).
+    shut_down: AtomicBool,
     flights: FlightTable,
     /// Wakes the background task (a failure to replay, the breaker opening).
     wake: Arc<tokio::sync::Notify>,
@@ -128,6 +130,7 @@ impl Policy {
             recent,
             node_changes_seen: AtomicU64::new(0),
             hold_until_ms: AtomicU64::new(0),
+            shut_down: AtomicBool::new(false),
             flights: FlightTable::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
             created: Instant::now(),
