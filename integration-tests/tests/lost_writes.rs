@@ -4,10 +4,14 @@
 //!
 //! Its own test binary: it sets up the process-wide cache that `#[cached]` uses.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use cache_core::{cached, invalidate_cache, CacheConfig};
+use common::wait_for_replica;
+use integration_tests::sentinel::SentinelGroup;
 use integration_tests::{wait_until, RedisServer, Reply};
 
 /// The "database" behind the cached function.
@@ -128,4 +132,98 @@ async fn the_first_read_after_a_restart_from_a_snapshot_is_not_served_the_undone
         "{reads} reads after the restart, none served; {:?}",
         cache.stats()
     );
+}
+
+/// A sentinel failover to a replica that never received an invalidation: the replica is frozen
+/// (SIGSTOP, its link cut) while the primary acknowledges the delete, then the primary dies and the sentinels
+/// promote the replica, which still holds the old value. The cache reaches a node it has not
+/// seen before in the primary's place: no read serves the old value, and the delete is made
+/// again on the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_a_promoted_replica_never_received_is_made_again() {
+    let mut group = SentinelGroup::start();
+    let cache = cache_core::Cache::new(
+        CacheConfig::builder()
+            .url(group.url())
+            .socket_timeout(Duration::from_millis(500))
+            .breaker_probe_interval(Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let (victim, heir) = (group.servers[0].port(), group.servers[1].port());
+    assert_eq!(group.primary_port(), Some(victim));
+
+    cache.set("promo:item", &1u64, None).await.unwrap();
+    assert_eq!(cache.get::<u64>("promo:item").await.unwrap(), Some(1));
+    tokio::task::block_in_place(|| wait_for_replica(victim, heir));
+
+    // The replica misses the delete: frozen while the primary acknowledges it, then the
+    // primary is killed before it could send it.
+    let killed = tokio::task::block_in_place(|| {
+        let pid = group.server(heir).pid().unwrap().to_string();
+        let stopped = std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status();
+        assert!(stopped.is_ok_and(|s| s.success()));
+        // A frozen process still receives into its socket buffer: cut the replication link on
+        // the primary's side too, so that the delete is never sent.
+        assert_eq!(
+            group.server(victim).cmd("CLIENT KILL TYPE replica"),
+            Reply::Integer(1)
+        );
+        let deleted = futures_block(cache.delete(["promo:item"]));
+        group.kill(victim);
+        group.server(heir).resume();
+        assert_eq!(deleted, Ok(1), "the primary acknowledged the delete");
+        Instant::now()
+    });
+
+    // Reads from the kill on: misses (Redis down, then a node never seen, whose reads are held
+    // off while the delete is made again), never the old value.
+    let mut reads = 0;
+    let mut promoted = None;
+    while killed.elapsed() < Duration::from_secs(20) {
+        let value = cache.get::<u64>("promo:item").await;
+        assert!(
+            matches!(value, Ok(None)),
+            "read {reads}, {:?} after the kill: {value:?}; {:?}",
+            killed.elapsed(),
+            cache.stats()
+        );
+        reads += 1;
+        if promoted.is_none() && tokio::task::block_in_place(|| group.is_writable_primary(heir)) {
+            promoted = Some(killed.elapsed());
+        }
+        if promoted.is_some() && cache.stats().redis_node_changes > 0 {
+            let gone = tokio::task::block_in_place(|| {
+                group.server(heir).cmd("EXISTS promo:item") == Reply::Integer(0)
+            });
+            if gone {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = cache.stats();
+    assert!(
+        promoted.is_some(),
+        "the sentinels did not promote the replica; {stats:?}"
+    );
+    assert_eq!(
+        tokio::task::block_in_place(|| group.server(heir).cmd("EXISTS promo:item")),
+        Reply::Integer(0),
+        "the delete was made again on the promoted replica; {stats:?}"
+    );
+    println!(
+        "promoted after {:?}, {reads} reads, none served the old value; {stats:?}",
+        promoted.unwrap_or_default()
+    );
+}
+
+/// Runs a future to completion from a thread that blocks in place (the harness' calls are
+/// blocking): the delete must happen between the freeze and the kill.
+fn futures_block<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(future)
 }
