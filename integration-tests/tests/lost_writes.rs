@@ -4,13 +4,10 @@
 //!
 //! Its own test binary: it sets up the process-wide cache that `#[cached]` uses.
 
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use cache_core::{cached, invalidate_cache, CacheConfig};
-use common::wait_for_replica;
 use integration_tests::sentinel::SentinelGroup;
 use integration_tests::{wait_until, RedisServer, Reply};
 
@@ -157,7 +154,20 @@ async fn an_invalidation_a_promoted_replica_never_received_is_made_again() {
 
     cache.set("promo:item", &1u64, None).await.unwrap();
     assert_eq!(cache.get::<u64>("promo:item").await.unwrap(), Some(1));
-    tokio::task::block_in_place(|| wait_for_replica(victim, heir));
+    let synced = tokio::task::block_in_place(|| {
+        let offset = |port: u16, field: &str| {
+            group
+                .server(port)
+                .info_field("replication", field)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let primary = offset(victim, "master_repl_offset");
+        wait_until(Duration::from_secs(5), || {
+            offset(heir, "slave_repl_offset") >= primary
+        })
+    });
+    assert!(synced, "the replica has the value");
 
     // The replica misses the delete: frozen while the primary acknowledges it, then the
     // primary is killed before it could send it.
