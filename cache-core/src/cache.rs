@@ -137,6 +137,12 @@ impl Cache {
             return Ok(());
         };
         self.inner.check_size(bytes.len())?;
+        if crate::lease::is_marker(&bytes) {
+            // Every caller of the key would take it for another caller's computation.
+            return Err(CacheError::Encode(
+                "these bytes have the shape of a lease marker, which no value has".to_owned(),
+            ));
+        }
         let ttl = ttl.unwrap_or(self.config().default_ttl());
         let result = self
             .inner
@@ -150,11 +156,15 @@ impl Cache {
         self.inner.policy("set", At::Key(key), result, ())
     }
 
-    /// Whether `key` holds a value.
+    /// Whether `key` holds a value: not a lease marker (a miss being computed), and not a key a
+    /// pending invalidation covers (its value is on its way out).
     pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         let Some(store) = self.inner.store() else {
             return Ok(false);
         };
+        if !self.inner.trusted(key) {
+            return Ok(false);
+        }
         let result = self
             .inner
             .guarded(
@@ -165,11 +175,15 @@ impl Cache {
         self.inner.policy("exists", At::Key(key), result, false)
     }
 
-    /// The time `key` has left; `None` when it is absent or has no expiry.
+    /// The time `key` has left; `None` when it is absent, has no expiry, or holds no value
+    /// (see [`exists`](Self::exists)).
     pub async fn get_ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
         let Some(store) = self.inner.store() else {
             return Ok(None);
         };
+        if !self.inner.trusted(key) {
+            return Ok(None);
+        }
         let result = self
             .inner
             .guarded(store, |s| async move { on_store!(s, |b| b.ttl(key).await) })

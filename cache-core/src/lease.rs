@@ -19,9 +19,9 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 
 /// The first bytes of every marker: the value magic, then a version byte values never have.
-const PREFIX: [u8; 4] = [0xCA, 0xCE, 0xFF, b'L'];
+pub(crate) const PREFIX: [u8; 4] = [0xCA, 0xCE, 0xFF, b'L'];
 /// The prefix, then 8 bytes unique to this process and 8 counting its leases.
-const MARKER_LEN: usize = PREFIX.len() + 16;
+pub(crate) const MARKER_LEN: usize = PREFIX.len() + 16;
 
 /// What this process puts in its markers so that no other process makes the same one: a
 /// random seed from std's per-process hasher keys, mixed with the pid.

@@ -409,6 +409,48 @@ async fn health_reports_the_backend(s: Subject) {
     assert_eq!(json["healthy"], true);
 }
 
+/// While a miss is computed, its key holds a lease marker: not a value, so `exists` says no and
+/// `get_ttl` has nothing; bytes shaped like a marker cannot be stored by hand.
+async fn a_key_being_computed_has_no_value_yet(s: Subject) {
+    let cache = s.cache().await;
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let computing = tokio::spawn({
+        let cache = cache.clone();
+        async move {
+            cache
+                .get_or_compute("computing:1", None, || async move {
+                    let _ = released.await;
+                    7u64
+                })
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Subject::Redis(server) = &s {
+        assert_eq!(
+            server.cmd("EXISTS computing:1"),
+            integration_tests::Reply::Integer(1),
+            "the lease marker is in place"
+        );
+    }
+    assert!(!cache.exists("computing:1").await.unwrap());
+    assert_eq!(cache.get_ttl("computing:1").await.unwrap(), None);
+    release.send(()).unwrap();
+    assert_eq!(computing.await.unwrap(), 7);
+    assert!(cache.exists("computing:1").await.unwrap());
+    assert!(cache.get_ttl("computing:1").await.unwrap().is_some());
+
+    let mut shaped = vec![0xCA, 0xCE, 0xFF, b'L'];
+    shaped.extend_from_slice(&[0; 16]);
+    assert!(matches!(
+        cache
+            .set_bytes("computing:2", Bytes::from(shaped), None)
+            .await,
+        Err(CacheError::Encode(_))
+    ));
+    assert!(!cache.exists("computing:2").await.unwrap());
+}
+
 macro_rules! behaviour_suite {
     (
         current_thread: [$($name:ident),* $(,)?],
@@ -453,6 +495,7 @@ behaviour_suite!(
         unicode_and_empty_values_round_trip,
         disabled_cache_is_a_no_op,
         health_reports_the_backend,
+        a_key_being_computed_has_no_value_yet,
     ],
     // Their spawned writers must run beside the test's own calls, on another worker.
     multi_thread: [

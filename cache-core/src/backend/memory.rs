@@ -16,6 +16,7 @@ use moka::sync::Cache as Map;
 use moka::Expiry;
 
 use super::{Backend, NOT_AN_INTEGER, OVERFLOW};
+use crate::lease;
 use crate::{CacheError, HealthReport};
 
 /// One stored value and when it expires.
@@ -119,13 +120,14 @@ impl Backend for MemoryBackend {
     }
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        Ok(self.live(key).is_some())
+        Ok(self.live(key).is_some_and(|e| !lease::is_marker(&e.value)))
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
         let now = Instant::now();
         Ok(self
             .live(key)
+            .filter(|e| !lease::is_marker(&e.value))
             .and_then(|e| e.expires_at)
             .map(|t| t.saturating_duration_since(now)))
     }

@@ -96,9 +96,9 @@ pub(crate) trait Backend {
     async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> Result<(), CacheError>;
     /// Removes `keys`; the number that existed.
     async fn delete(&self, keys: &[&str]) -> Result<u64, CacheError>;
-    /// Whether `key` holds a value.
+    /// Whether `key` holds a value (a lease marker is not one).
     async fn exists(&self, key: &str) -> Result<bool, CacheError>;
-    /// The time `key` has left; `None` when absent or without expiry.
+    /// The time `key` has left; `None` when absent, without expiry, or holding a lease marker.
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError>;
     /// Adds `amount` to the integer under `key` (0 when absent) and returns the result.
     async fn increment(&self, key: &str, amount: i64) -> Result<i64, CacheError>;

@@ -51,18 +51,42 @@ const DELETE_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 redis.call('DEL', KEYS[1]) return 1 end \
 return 0";
 
-/// The three lease scripts, hashed once.
+/// Whether the key holds something other than a lease marker (ARGV[1] its prefix, ARGV[2] its
+/// length): 1 or 0.
+const EXISTS_VALUE: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
+if redis.call('STRLEN', KEYS[1]) == tonumber(ARGV[2]) \
+and redis.call('GETRANGE', KEYS[1], 0, string.len(ARGV[1]) - 1) == ARGV[1] then return 0 end \
+return 1";
+/// PTTL of the key, or -2 (no such key) when it holds a lease marker (ARGV as for EXISTS_VALUE).
+const PTTL_OF_VALUE: &str = "if redis.call('EXISTS', KEYS[1]) == 1 \
+and redis.call('STRLEN', KEYS[1]) == tonumber(ARGV[2]) \
+and redis.call('GETRANGE', KEYS[1], 0, string.len(ARGV[1]) - 1) == ARGV[1] then return -2 end \
+return redis.call('PTTL', KEYS[1])";
+
+/// The lease scripts and those that tell markers from values, hashed once.
 struct Scripts {
     get_or_lease: Script,
     set_if_holds: Script,
     delete_if_holds: Script,
+    exists_value: Script,
+    pttl_of_value: Script,
 }
 
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
     get_or_lease: Script::from_lua(GET_OR_LEASE),
     set_if_holds: Script::from_lua(SET_IF_HOLDS),
     delete_if_holds: Script::from_lua(DELETE_IF_HOLDS),
+    exists_value: Script::from_lua(EXISTS_VALUE),
+    pttl_of_value: Script::from_lua(PTTL_OF_VALUE),
 });
+
+/// The arguments that describe a lease marker to [`EXISTS_VALUE`] and [`PTTL_OF_VALUE`].
+fn marker_shape() -> Vec<Value> {
+    vec![
+        Value::Bytes(Bytes::from_static(&crate::lease::PREFIX)),
+        (crate::lease::MARKER_LEN as i64).into(),
+    ]
+}
 
 /// How many commands may be in flight on a connection before the next one goes to another.
 const SPILL_AFTER: usize = 64;
@@ -612,15 +636,29 @@ impl Backend for RedisPool {
                 .map_err(|e| self.error(e))?;
             return Ok(n > 0);
         }
-        let client = self.client();
-        let n: u64 = client.send(self, |c| c.exists(key)).await?;
+        let (i, client) = self.connected();
+        let n: i64 = self
+            .bounded(
+                SCRIPTS
+                    .exists_value
+                    .evalsha_with_reload(client, key, marker_shape()),
+            )
+            .await?;
+        self.vouch(i).await?;
         Ok(n > 0)
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-        let client = self.client();
-        let ms: i64 = client.send(self, |c| c.pttl(key)).await?;
-        // -2: no such key; -1: no expiry.
+        let (i, client) = self.connected();
+        let ms: i64 = self
+            .bounded(
+                SCRIPTS
+                    .pttl_of_value
+                    .evalsha_with_reload(client, key, marker_shape()),
+            )
+            .await?;
+        self.vouch(i).await?;
+        // -2: no such key (or a lease marker); -1: no expiry.
         Ok(u64::try_from(ms).ok().map(Duration::from_millis))
     }
 
