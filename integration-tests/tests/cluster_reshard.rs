@@ -140,6 +140,20 @@ async fn invalidations_are_never_lost_while_slots_migrate() {
         cluster.start_migration(slot, primaries[0], primaries[1], moved);
     }
     assert!(migrating_slots(&ports));
+    // A clear while slots stay half-moved: its passes never see a settled layout, so a key may
+    // have moved past every one of them. It is kept and walked again once the slots are home.
+    cache
+        .set_many((0..100).map(|i| (format!("halfway:{i}"), i)), None)
+        .await
+        .unwrap();
+    let pending_before = cache.stats().invalidations_pending;
+    let _ = cache.clear_pattern("halfway:*").await;
+    assert_eq!(
+        cache.stats().invalidations_pending,
+        pending_before + 1,
+        "a clear over a moving layout is kept for replay; {:?}",
+        cache.stats()
+    );
     for round in 0..4u64 {
         for &(id, _) in &half_moved {
             check_invalidation(id, round, &cache).await;
@@ -174,6 +188,19 @@ async fn invalidations_are_never_lost_while_slots_migrate() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("healthy again after {:?}", recovered.elapsed());
+    // The kept clear finished its walk once the layout settled.
+    let replayed = Instant::now();
+    while cache.stats().invalidations_pending > 0 {
+        assert!(
+            replayed.elapsed() < Duration::from_secs(10),
+            "the clear was not replayed; {:?}",
+            cache.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 0..100 {
+        assert_eq!(cluster.get(&format!("halfway:{i}")), None, "halfway:{i}");
+    }
 
     let slots_before = slots_of(&cache, primaries[1]).await;
     let mut reshard = cluster.reshard(primaries[0], primaries[1], 1500);

@@ -129,24 +129,41 @@ impl RedisPool {
     /// Keys only move one way while a slot migrates (source to target), so a key missed by one
     /// pass (it moved from a node not scanned yet to one already scanned) is found by the next,
     /// unless it moves again meanwhile.
+    ///
+    /// A layout still moving after [`cluster::MAX_CLEAR_PASSES`] passes is
+    /// [`CacheError::Incomplete`]: a key may have moved past every pass, so the caller keeps the
+    /// pattern and walks again later (the replay of pending invalidations).
     async fn clear_pattern_cluster(
         &self,
         pattern: &str,
         walk: &mut Walk,
     ) -> Result<(), CacheError> {
         for _ in 0..cluster::MAX_CLEAR_PASSES {
-            let before = self.cluster_layout().await?;
+            let before = self.cluster_layout_by(walk).await?;
             self.clear_pass_cluster(pattern, walk).await?;
-            let after = self.cluster_layout().await?;
+            let after = self.cluster_layout_by(walk).await?;
             if before == after && !after.migrating() {
-                break;
+                return Ok(());
             }
             tracing::debug!(
                 pattern,
                 "cluster layout moved during clear_pattern; scanning again"
             );
         }
-        Ok(())
+        Err(CacheError::Incomplete {
+            removed: walk.removed,
+            reason: format!(
+                "the cluster's layout was still moving after {} passes",
+                cluster::MAX_CLEAR_PASSES
+            ),
+        })
+    }
+
+    /// [`cluster_layout`](Self::cluster_layout) within the walk's deadline.
+    async fn cluster_layout_by(&self, walk: &Walk) -> Result<cluster::Layout, CacheError> {
+        tokio::time::timeout_at(walk.deadline, self.cluster_layout())
+            .await
+            .map_err(|_| walk.out_of_time())?
     }
 }
 
