@@ -81,3 +81,65 @@ async fn a_hung_server_costs_one_timeout_per_call_at_most() {
     assert!(health < TIMEOUT + SLACK, "health_check took {health:?}");
     assert_eq!(RUNS.load(SeqCst), 1 + 1 + 20);
 }
+
+/// Four runtimes make their first call at once while Redis hangs: each connects a pool of its
+/// own, side by side, so none waits for the others' connection timeouts (before, they took turns:
+/// the last one waited four timeouts).
+#[test]
+fn first_calls_from_new_runtimes_during_a_hang_each_pay_one_timeout() {
+    let server = RedisServer::start();
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache = setup
+        .block_on(cache_core::Cache::new(
+            CacheConfig::builder()
+                .url(server.url())
+                .socket_timeout(Duration::from_millis(500))
+                .build()
+                .unwrap(),
+        ))
+        .unwrap();
+    let paused = server.pause();
+    let barrier = std::sync::Barrier::new(4);
+    let took: Vec<Duration> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    barrier.wait();
+                    let started = Instant::now();
+                    let value = runtime.block_on(cache.get::<u64>("hung:new-runtime"));
+                    assert_eq!(value, Ok(None), "failing silently");
+                    started.elapsed()
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    // A health check from yet another runtime: one timeout in all, its pool's connect included.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let health = runtime.block_on(cache.health_check());
+    let health_took = started.elapsed();
+    drop(paused);
+    assert!(!health.healthy);
+    assert!(
+        health_took < Duration::from_millis(500) + SLACK * 2,
+        "health_check paid the connect and then its own timeout: {health_took:?}"
+    );
+    println!("first calls from four new runtimes during a hang: {took:?}; health {health_took:?}");
+    let slowest = took.iter().max().copied().unwrap_or_default();
+    // One connect timeout (0.5 s), then at most one command timeout.
+    assert!(
+        slowest < Duration::from_millis(1000) + SLACK * 3,
+        "a first call waited for other runtimes' connects: {took:?}"
+    );
+}

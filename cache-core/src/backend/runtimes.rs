@@ -12,11 +12,13 @@
 //!
 //! Connections: `REDIS_POOL_SIZE` per runtime that uses the cache, plus one for the home pool.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use tokio::runtime::{Handle, Id};
 
 use super::redis::{Lineage, RedisPool};
@@ -61,6 +63,10 @@ impl PoolSettings {
     }
 }
 
+/// One runtime's connection attempt: its pool once the first connection came up or the timeout
+/// passed.
+type Attempt = Shared<BoxFuture<'static, Result<Arc<RedisPool>, CacheError>>>;
+
 /// A runtime's pool, and whether that runtime still runs.
 struct Bound {
     runtime: Handle,
@@ -85,8 +91,8 @@ pub(crate) struct RedisBackend {
     home: Arc<RedisPool>,
     home_runtime: Id,
     bound: RwLock<Vec<Bound>>,
-    /// One runtime connects at a time, so that concurrent first calls share one pool.
-    connecting: tokio::sync::Mutex<()>,
+    /// The connection attempt under way for each runtime, shared by its concurrent first calls.
+    connecting: Mutex<HashMap<Id, Attempt>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -111,7 +117,7 @@ impl RedisBackend {
             home,
             home_runtime: Handle::current().id(),
             bound: RwLock::new(Vec::new()),
-            connecting: tokio::sync::Mutex::new(()),
+            connecting: Mutex::new(HashMap::new()),
         };
         Ok((backend, started))
     }
@@ -138,21 +144,51 @@ impl RedisBackend {
         if let Some(pool) = self.find(runtime) {
             return Ok(pool);
         }
-        let _one_at_a_time = self.connecting.lock().await;
-        if let Some(pool) = self.find(runtime) {
-            return Ok(pool);
-        }
         // Waits for the first connection (the breaker only lets calls here while Redis answers),
         // so that the runtime's first call is not a spurious failure; a pool that cannot connect
-        // yet keeps trying in the background.
-        let (pool, _started) = self.settings.connect(self.settings.pool_size).await?;
+        // yet keeps trying in the background. Concurrent first calls of one runtime share one
+        // attempt; other runtimes' attempts run beside it, so none waits more than one timeout.
+        let attempt = {
+            let mut connecting = self
+                .connecting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            connecting
+                .entry(runtime)
+                .or_insert_with(|| {
+                    let settings = self.settings.clone();
+                    async move {
+                        settings
+                            .connect(settings.pool_size)
+                            .await
+                            .map(|(pool, _started)| pool)
+                    }
+                    .boxed()
+                    .shared()
+                })
+                .clone()
+        };
+        let result = attempt.clone().await;
+        let mut connecting = self
+            .connecting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if connecting.get(&runtime).is_some_and(|a| a.ptr_eq(&attempt)) {
+            connecting.remove(&runtime);
+        }
+        drop(connecting);
+        let pool = result?;
+        let mut bound = self.bound.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(first) = bound.iter().find(|b| b.runtime.id() == runtime) {
+            // Another caller of the same attempt registered it.
+            return Ok(Arc::clone(&first.pool));
+        }
         let alive = Arc::new(AtomicBool::new(true));
         let guard = AliveWhileHeld(Arc::clone(&alive));
         drop(handle.spawn(async move {
             let _guard = guard;
             std::future::pending::<()>().await;
         }));
-        let mut bound = self.bound.write().unwrap_or_else(PoisonError::into_inner);
         // Forget the pools of runtimes that are gone (their connection tasks went with them).
         bound.retain(|b| b.alive.load(Ordering::Acquire));
         bound.push(Bound {
@@ -253,9 +289,21 @@ impl Backend for RedisBackend {
     }
 
     async fn health(&self) -> HealthReport {
-        match self.here().await {
-            Ok(pool) => pool.health().await,
-            Err(e) => HealthReport::failed("redis", 0.0, e.to_string()),
+        // One socket timeout in all, connecting this runtime's pool included.
+        let started = std::time::Instant::now();
+        let check = async {
+            match self.here().await {
+                Ok(pool) => pool.health().await,
+                Err(e) => HealthReport::failed("redis", 0.0, e.to_string()),
+            }
+        };
+        match tokio::time::timeout(self.settings.timeout, check).await {
+            Ok(report) => report,
+            Err(_) => HealthReport::failed(
+                "redis",
+                started.elapsed().as_secs_f64() * 1000.0,
+                CacheError::Timeout(self.settings.timeout).to_string(),
+            ),
         }
     }
 }
