@@ -481,8 +481,8 @@ impl Policy {
 
 /// The background task of a Redis cache, on its I/O runtime: while the breaker is tripped or
 /// invalidations are pending, every probe interval it asks Redis (it sleeps until woken
-/// otherwise); when Redis answers it first replays the pending invalidations, then lets calls
-/// through again (half-open). When a node turns out to be another incarnation (`lineage`), it
+/// otherwise); when Redis answers it lets calls through again (half-open) and replays the
+/// pending invalidations, whose keys stay misses until then. When a node turns out to be another incarnation (`lineage`), it
 /// makes the recent invalidations pending and replays them at once. Otherwise it pings Redis
 /// every [`HEARTBEAT`]. Ends when the cache is dropped.
 async fn background(
@@ -545,12 +545,13 @@ async fn background(
             policy.breaker.probe_failed();
             continue;
         }
-        if policy.replay_pending().await {
-            if policy.breaker.is_open() {
-                tracing::info!("Redis answers again; circuit breaker half-open");
-            }
-            policy.breaker.probe_succeeded();
-        } else {
+        // Calls go through again before the replay, which may take long (patterns walk the
+        // key space): the keys still pending are misses, never stored, until it deleted them.
+        if policy.breaker.is_open() {
+            tracing::info!("Redis answers again; circuit breaker half-open");
+        }
+        policy.breaker.probe_succeeded();
+        if !policy.replay_pending().await {
             policy.breaker.probe_failed();
         }
     }
