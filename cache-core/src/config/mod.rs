@@ -80,6 +80,7 @@ pub struct CacheConfig {
     breaker_threshold: u32,
     breaker_probe_interval: Duration,
     lease_ttl: Duration,
+    lease_liveness: Duration,
     clear_timeout: Duration,
     read_batch: usize,
     max_value_bytes: usize,
@@ -118,6 +119,7 @@ mod defaults {
     pub const BREAKER_THRESHOLD: u32 = 5;
     pub const BREAKER_PROBE_INTERVAL_MS: u64 = 500;
     pub const LEASE_TTL_SECS: u64 = 10;
+    pub const LEASE_LIVENESS_SECS: u64 = 1;
     pub const CLEAR_TIMEOUT_SECS: u64 = 60;
     /// The most reads one `MGET` gathers: the highest concurrency of cache-bench, where one
     /// batch carried about 30 keys on average.
@@ -149,6 +151,7 @@ impl Default for CacheConfig {
             breaker_threshold: defaults::BREAKER_THRESHOLD,
             breaker_probe_interval: Duration::from_millis(defaults::BREAKER_PROBE_INTERVAL_MS),
             lease_ttl: Duration::from_secs(defaults::LEASE_TTL_SECS),
+            lease_liveness: Duration::from_secs(defaults::LEASE_LIVENESS_SECS),
             clear_timeout: Duration::from_secs(defaults::CLEAR_TIMEOUT_SECS),
             read_batch: defaults::READ_BATCH,
             max_value_bytes: defaults::MAX_VALUE_BYTES,
@@ -221,6 +224,11 @@ impl CacheConfig {
     /// How long a miss holds its lease on the key (`CACHE_LEASE_TTL`).
     pub fn lease_ttl(&self) -> Duration {
         self.lease_ttl
+    }
+
+    /// How long a lease marker lives unless its holder renews it (`CACHE_LEASE_LIVENESS`).
+    pub fn lease_liveness(&self) -> Duration {
+        self.lease_liveness
     }
 
     /// The most one `clear_pattern` may take in all (`CACHE_CLEAR_TIMEOUT`).
