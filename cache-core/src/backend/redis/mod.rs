@@ -49,17 +49,24 @@ const DELETE_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 redis.call('DEL', KEYS[1]) return 1 end \
 return 0";
 
-/// The three lease scripts, hashed once.
+/// PEXPIRE the key by ARGV[2] ms only if it holds exactly ARGV[1] (a lease kept alive): 1 or 0.
+const RENEW_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
+return 0";
+
+/// The four lease scripts, hashed once.
 struct Scripts {
     get_or_lease: Script,
     set_if_holds: Script,
     delete_if_holds: Script,
+    renew_if_holds: Script,
 }
 
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
     get_or_lease: Script::from_lua(GET_OR_LEASE),
     set_if_holds: Script::from_lua(SET_IF_HOLDS),
     delete_if_holds: Script::from_lua(DELETE_IF_HOLDS),
+    renew_if_holds: Script::from_lua(RENEW_IF_HOLDS),
 });
 
 /// How many commands may be in flight on a connection before the next one goes to another.
@@ -601,6 +608,24 @@ impl Backend for RedisPool {
             )
             .await?;
         Ok(removed == 1)
+    }
+
+    async fn renew_if_holds(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        liveness: Duration,
+    ) -> Result<bool, CacheError> {
+        let client = self.pool.next_connected();
+        let args: Vec<Value> = vec![Value::Bytes(marker.clone()), millis(liveness).into()];
+        let renewed: i64 = self
+            .bounded(
+                SCRIPTS
+                    .renew_if_holds
+                    .evalsha_with_reload(client, key, args),
+            )
+            .await?;
+        Ok(renewed == 1)
     }
 
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
