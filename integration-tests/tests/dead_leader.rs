@@ -121,3 +121,49 @@ async fn a_killed_leader_costs_the_other_process_about_a_second() {
         "the value is stored: {stored:?}"
     );
 }
+
+/// How many scripts (EVALSHA and EVAL) the server has run without an error (a NOSCRIPT
+/// before the script is loaded is an error).
+fn scripts_run(server: &RedisServer) -> u64 {
+    let field = |line: &str, name: &str| {
+        line.split(',')
+            .find_map(|kv| kv.strip_prefix(name))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    ["cmdstat_evalsha", "cmdstat_eval"]
+        .iter()
+        .filter_map(|stat| server.info_field("commandstats", stat))
+        .map(|line| field(&line, "calls=") - field(&line, "failed_calls="))
+        .sum()
+}
+
+/// A living leader renews its lease every third of the liveness while its body runs, and not
+/// after its store: a 5 s body sends about 15 renewals, besides the lease and the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_second_body_renews_its_lease_about_fifteen_times() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let server = RedisServer::start();
+    let cache = cache_core::Cache::new(config(server.url())).await.unwrap();
+    let before = scripts_run(&server);
+    let value = cache
+        .get_or_compute("five", None, || async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            7u64
+        })
+        .await;
+    assert_eq!(value, 7);
+    let after = scripts_run(&server);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = scripts_run(&server);
+    // The lease script and the store, and the renewals between them.
+    let renewals = after - before - 2;
+    println!(
+        "a 5 s body: {renewals} lease renewals ({} scripts in all)",
+        after - before
+    );
+    assert!((13..=16).contains(&renewals), "{renewals} renewals");
+    assert_eq!(later, after, "no renewal after the store");
+}

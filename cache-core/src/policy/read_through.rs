@@ -36,7 +36,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument as _;
 
-use super::flight::{Join, Leader, Outcome};
+use super::flight::{Join, Leader, Outcome, Waiter};
 use super::{Policy, Read};
 use crate::backend::Backend;
 use crate::backend::{on_store, Store};
@@ -161,30 +161,11 @@ impl Policy {
             Join::Leader(leader) => {
                 Box::pin(self.lead(key, plan, leader, miss_counted, body)).await
             }
+            // Boxed too: the bounded wait's timer would otherwise grow every call's future.
             Join::Waiter(waiter) => {
                 outcome("joined");
                 telemetry::joined(At::Key(key));
-                let bound = self.wait_bound(key);
-                match waiter.outcome(bound).await {
-                    Outcome::Done(Some(bytes)) => {
-                        if let Some(stored) = self.decode::<P::Stored>(key, at, &bytes) {
-                            return plan.load(stored);
-                        }
-                    }
-                    Outcome::Done(None) => {}
-                    Outcome::TimedOut => {
-                        // The leader may be waiting, out of sight, for this very call (a body
-                        // that spawned it and awaits it): compute, without storing.
-                        tracing::debug!(
-                            space = At::Key(key).space(),
-                            ?bound,
-                            "gave up waiting for another caller's computation"
-                        );
-                        telemetry::gave_up(At::Key(key));
-                    }
-                }
-                self.count_miss(key, miss_counted);
-                self.compute(key, body).await
+                Box::pin(self.wait_then_compute(key, plan, waiter, miss_counted, body)).await
             }
             Join::Cycle => {
                 // The leader waits, through a chain of tasks, on this one: waiting would never
@@ -198,6 +179,43 @@ impl Policy {
                 self.compute(key, body).await
             }
         }
+    }
+
+    /// Waits, at most the bound, for the leader of `key`; decodes what it published, or computes
+    /// (without storing) when it published nothing usable or did not publish in time.
+    async fn wait_then_compute<R, P, F>(
+        &self,
+        key: &str,
+        plan: &P,
+        waiter: Waiter,
+        miss_counted: bool,
+        body: F,
+    ) -> R
+    where
+        P: Cacheable<R>,
+        F: Future<Output = R>,
+    {
+        let bound = self.wait_bound(key);
+        match waiter.outcome(bound).await {
+            Outcome::Done(Some(bytes)) => {
+                if let Some(stored) = self.decode::<P::Stored>(key, At::Key(key), &bytes) {
+                    return plan.load(stored);
+                }
+            }
+            Outcome::Done(None) => {}
+            Outcome::TimedOut => {
+                // The leader may be waiting, out of sight, for this very call (a body that
+                // spawned it and awaits it): compute, without storing.
+                tracing::debug!(
+                    space = At::Key(key).space(),
+                    ?bound,
+                    "gave up waiting for another caller's computation"
+                );
+                telemetry::gave_up(At::Key(key));
+            }
+        }
+        self.count_miss(key, miss_counted);
+        self.compute(key, body).await
     }
 
     /// The longest a caller of `key` waits for another caller's computation of it: see
