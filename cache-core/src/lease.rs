@@ -9,6 +9,11 @@
 //! there to see the store. A caller that finds another caller's marker waits for its value instead
 //! of computing it too: stampede protection across processes.
 //!
+//! A marker lives only the lease's *liveness* (`CACHE_LEASE_LIVENESS`), and its holder renews it
+//! while it computes (a compare-and-`PEXPIRE`), for at most the lease TTL: a holder that died
+//! (a killed process) or that never learnt it held the lease (a lease script whose caller was
+//! cancelled) leaves a marker that lapses within the liveness, not the lease TTL.
+//!
 //! A marker starts with the value header's magic and a format version no value uses, so that a
 //! marker is never decoded as a value and no value is mistaken for a marker.
 

@@ -57,6 +57,11 @@ impl IoRuntime {
             .map_err(|e| CacheError::Connection(format!("the cache's I/O runtime stopped: {e}")))
     }
 
+    /// The I/O runtime, to start a task that the caller stops itself.
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// Starts `future` on the I/O runtime without waiting for it.
     pub(crate) fn spawn<F>(&self, future: F)
     where

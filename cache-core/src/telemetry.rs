@@ -13,7 +13,7 @@
 //! | `cache_hits_total`, `cache_misses_total`, `cache_corrupt_total`, `cache_schema_mismatches_total`, `cache_sets_total`, `cache_deletes_total`, `cache_short_circuited_total` | counter | `space` |
 //! | `cache_errors_total` | counter | `space`, `kind` (`connection`, `timeout`, `redis`, ...) |
 //! | `cache_invalidations_total`, `cache_invalidations_replayed_total`, `cache_invalidations_dropped_total` | counter | `space` |
-//! | `cache_body_runs_total` (the function's body ran), `cache_flight_joins_total` (a caller waited for another's computation) | counter | `space` |
+//! | `cache_body_runs_total` (the function's body ran), `cache_flight_joins_total` (a caller waited for another's computation), `cache_waits_given_up_total` (a caller stopped waiting for one: past its bound, or a cycle) | counter | `space` |
 //! | `cache_read_seconds`, `cache_store_seconds`, `cache_body_seconds` | histogram | `space` |
 //! | `cache_invalidations_pending` | gauge | |
 //! | `cache_breaker_state` (0 closed, 1 half-open, 2 open) | gauge | |
@@ -72,12 +72,13 @@ enum Metric {
     BodyRuns,
     Invalidations,
     Joins,
+    GaveUp,
 }
 
 #[cfg(feature = "metrics")]
 impl Metric {
     const EVENTS: usize = Event::Dropped as usize + 1;
-    const COUNT: usize = Self::EVENTS + 6;
+    const COUNT: usize = Self::EVENTS + 7;
 
     fn index(self) -> usize {
         match self {
@@ -88,6 +89,7 @@ impl Metric {
             Metric::BodyRuns => Self::EVENTS + 3,
             Metric::Invalidations => Self::EVENTS + 4,
             Metric::Joins => Self::EVENTS + 5,
+            Metric::GaveUp => Self::EVENTS + 6,
         }
     }
 
@@ -100,6 +102,7 @@ impl Metric {
             Metric::BodyRuns => "cache_body_runs_total",
             Metric::Invalidations => "cache_invalidations_total",
             Metric::Joins => "cache_flight_joins_total",
+            Metric::GaveUp => "cache_waits_given_up_total",
         }
     }
 }
@@ -289,6 +292,15 @@ pub(crate) fn invalidation(at: At<'_>) {
 pub(crate) fn joined(at: At<'_>) {
     #[cfg(feature = "metrics")]
     counter(Metric::Joins, at).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = at;
+}
+
+/// Counts a caller that stopped waiting for another caller's computation of the same key (past
+/// the wait's bound, or because waiting would close a cycle) and ran the body itself.
+pub(crate) fn gave_up(at: At<'_>) {
+    #[cfg(feature = "metrics")]
+    counter(Metric::GaveUp, at).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = at;
 }

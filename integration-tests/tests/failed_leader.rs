@@ -3,9 +3,12 @@
 //! The contract: "`#[cached]` runs a cold key's body once per process however many callers wait
 //! for it (single-flight)", and no call hangs. When the leader's result is not cached (an `Err`,
 //! a `None` without `none_ttl`), its waiters must not then take turns running the body one after
-//! another; and a body that calls its own function with the same key must not wait for itself.
+//! another; and a body that calls its own function with the same key must not wait for itself,
+//! whether it calls it directly or from a task it spawns and awaits.
 //!
-//! One redis-server for the binary, its URL in `REDIS_URL`, `#[tokio::test]` functions.
+//! One redis-server for the binary, its URL in `REDIS_URL`, `#[tokio::test]` functions. The lease
+//! TTL is 3 s (`CACHE_LEASE_TTL`): before any body of a key space was measured, a waiter waits at
+//! most that long for another caller's computation.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock};
@@ -14,7 +17,12 @@ use std::time::{Duration, Instant};
 use cache_core::{cached, Cache};
 use integration_tests::RedisServer;
 
-static SERVER: LazyLock<RedisServer> = LazyLock::new(|| RedisServer::start_for_env("1"));
+static SERVER: LazyLock<RedisServer> = LazyLock::new(|| {
+    let server = RedisServer::start_for_env("1");
+    std::env::set_var("CACHE_LEASE_TTL", LEASE_TTL_SECS);
+    server
+});
+const LEASE_TTL_SECS: &str = "3";
 
 async fn cache() -> Cache {
     LazyLock::force(&SERVER);
@@ -153,4 +161,64 @@ async fn a_body_that_calls_its_own_key_does_not_wait_for_itself() {
         .expect("a hit completes");
     assert_eq!(value, 41, "the outer call's value is the cached one");
     assert_eq!(RESOLVE_RUNS.load(SeqCst), 2, "a hit: no body");
+}
+
+static SPAWNED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// A resolver that, for a top-level call, resolves the same id once more in a task it spawns and
+/// awaits: the spawned call waits for the flight its own awaiting caller leads, which no task-local
+/// and no wait-for graph can see.
+#[cached(ttl = 60, key_prefix = "failed_leader", skip(depth))]
+async fn resolve_spawned(id: u64, depth: u32) -> u64 {
+    SPAWNED_RUNS.fetch_add(1, SeqCst);
+    if depth == 0 {
+        tokio::spawn(spawned_call(id))
+            .await
+            .expect("the spawned call")
+            + 1
+    } else {
+        id * 10
+    }
+}
+
+/// `resolve_spawned(id, 1)`, boxed: its future's type names no future of `resolve_spawned`, so
+/// the compiler can tell the recursive future is `Send`.
+fn spawned_call(id: u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>> {
+    Box::pin(resolve_spawned(id, 1))
+}
+
+/// A body that spawns a task calling its own key and awaits it completes: the spawned call stops
+/// waiting after the bound (the lease TTL, 3 s here, before any body of the space was measured)
+/// and computes for itself. Before waits were bounded, it hung forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_spawns_a_call_for_its_own_key_completes() {
+    let cache = cache().await;
+    let started = Instant::now();
+    let value = tokio::time::timeout(Duration::from_secs(10), resolve_spawned(6, 0))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "resolve_spawned(6) did not complete within 10 s ({} body runs)",
+                SPAWNED_RUNS.load(SeqCst)
+            )
+        });
+    let took = started.elapsed();
+    println!(
+        "resolve_spawned(6): {value} in {took:?}; {:?}",
+        cache.stats()
+    );
+    assert_eq!(value, 61);
+    assert_eq!(
+        SPAWNED_RUNS.load(SeqCst),
+        2,
+        "the outer and the spawned body"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?}, the bound being {LEASE_TTL_SECS} s"
+    );
+    let value = tokio::time::timeout(Duration::from_secs(5), resolve_spawned(6, 0))
+        .await
+        .expect("a hit completes");
+    assert_eq!(value, 61, "the outer call's value is the cached one");
 }

@@ -1,10 +1,11 @@
 //! Single flight through `#[cached]` against a real redis-server: concurrent cold callers share
-//! one run of the body, and a cancelled or panicking leader neither hangs the others nor leaves
-//! an entry in the in-flight table.
+//! one run of the body, a cancelled or panicking leader neither hangs the others nor leaves
+//! an entry in the in-flight table, and crossed bodies (each leading a key and calling the
+//! other's) complete, on Redis and on the in-process backend.
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use cache_core::{__private::in_flight, cached, Cache, CacheConfig};
 use integration_tests::RedisServer;
@@ -185,4 +186,99 @@ async fn futures_of_send_but_not_sync_values_are_send() {
         let value = tokio::spawn(counter(5)).await.unwrap().unwrap();
         assert_eq!(value.hits.get(), 5);
     }
+}
+
+/// Crossed bodies must complete well within this (before: never).
+const CROSSED_BOUND: Duration = Duration::from_secs(2);
+
+/// Both leaders meet here before calling each other's key, so that each leads its own first.
+static CROSSING: LazyLock<tokio::sync::Barrier> = LazyLock::new(|| tokio::sync::Barrier::new(2));
+
+/// At depth 0, leads `left:{id}` and then calls `right(id)`; at depth 1, a plain value.
+#[cached(ttl = 60, key_prefix = "flight", skip(depth))]
+async fn left(id: u32, depth: u32) -> u32 {
+    if depth > 0 {
+        return id;
+    }
+    CROSSING.wait().await;
+    Box::pin(right(id, 1)).await + 1
+}
+
+/// At depth 0, leads `right:{id}` and then calls `left(id)`; at depth 1, a plain value.
+#[cached(ttl = 60, key_prefix = "flight", skip(depth))]
+async fn right(id: u32, depth: u32) -> u32 {
+    if depth > 0 {
+        return id * 10;
+    }
+    CROSSING.wait().await;
+    Box::pin(left(id, 1)).await + 2
+}
+
+/// Task A leads `left:5` and calls `right:5`, which task B leads and which calls `left:5`:
+/// without cycle detection each waits for the other forever. Both complete at once, and each
+/// key then holds its own leader's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossed_bodies_complete() {
+    cache_core::init(config_for(&SERVER)).await.unwrap();
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let a = tokio::spawn(left(5, 0));
+    let b = tokio::spawn(right(5, 0));
+    let both = tokio::time::timeout(Duration::from_secs(10), async {
+        (a.await.unwrap(), b.await.unwrap())
+    })
+    .await
+    .expect("crossed bodies deadlocked: each waits for the other");
+    let took = started.elapsed();
+    println!("crossed #[cached] bodies on Redis: {both:?} in {took:?}");
+    assert!(took < CROSSED_BOUND, "crossed bodies took {took:?}");
+    // The one that saw the cycle computed the other's key itself, at depth 1 (`left`: 5,
+    // `right`: 50); the other waited for its value (the keys skip `depth`).
+    assert!(
+        both == (5 + 2 + 1, 5 + 2) || both == (50 + 1, 50 + 1 + 2),
+        "{both:?}"
+    );
+    assert_eq!(in_flight(), 0);
+    // The values stored are their leaders' own: hits now.
+    assert_eq!(left(5, 0).await, both.0);
+    assert_eq!(right(5, 0).await, both.1);
+}
+
+/// The same crossing through `get_or_compute` on a cache of the in-process backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossed_computations_complete_on_the_memory_backend() {
+    let cache = cache_core::Cache::new(CacheConfig::builder().memory(1 << 20).build().unwrap())
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let ttl = Some(Duration::from_secs(60));
+    let crossing = |mine: &'static str, theirs: &'static str, inner: u32| {
+        let (cache, barrier) = (cache.clone(), barrier.clone());
+        tokio::spawn(async move {
+            let outer = cache.clone();
+            outer
+                .get_or_compute(mine, ttl, || async move {
+                    barrier.wait().await;
+                    cache
+                        .get_or_compute(theirs, ttl, || async move { inner })
+                        .await
+                        + 100
+                })
+                .await
+        })
+    };
+    let started = Instant::now();
+    let a = crossing("mem:k1", "mem:k2", 1);
+    let b = crossing("mem:k2", "mem:k1", 2);
+    let both = tokio::time::timeout(Duration::from_secs(10), async {
+        (a.await.unwrap(), b.await.unwrap())
+    })
+    .await
+    .expect("crossed computations deadlocked on the memory backend");
+    let took = started.elapsed();
+    println!("crossed get_or_compute on the memory backend: {both:?} in {took:?}");
+    assert!(took < CROSSED_BOUND, "crossed computations took {took:?}");
+    // One of them computed the other's inner value itself (1 or 2) and stored its own outer
+    // value, which the other one then got.
+    assert!(both == (202, 102) || both == (101, 201), "{both:?}");
 }

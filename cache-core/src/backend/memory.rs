@@ -230,6 +230,29 @@ impl Backend for MemoryBackend {
         Ok(removed)
     }
 
+    async fn renew_if_holds(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        liveness: Duration,
+    ) -> Result<bool, CacheError> {
+        let mut renewed = false;
+        self.map.entry_by_ref(key).and_compute_with(|current| {
+            let now = Instant::now();
+            match current.map(|e| e.into_value()).filter(|e| e.live(now)) {
+                Some(entry) if entry.value == marker => {
+                    renewed = true;
+                    Op::Put(Entry {
+                        value: entry.value,
+                        expires_at: now.checked_add(liveness),
+                    })
+                }
+                _ => Op::Nop,
+            }
+        });
+        Ok(renewed)
+    }
+
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         // Parsed once: the same tokens, and so the same meaning, as `pattern::matches`.
         let glob = cache_keys::pattern::tokens(pattern.as_bytes());

@@ -104,7 +104,8 @@ pub(crate) trait Backend {
     async fn increment(&self, key: &str, amount: i64) -> Result<i64, CacheError>;
     /// The value under `key`; when there is none, takes a lease on the key by storing `marker`
     /// there for `lease_ttl` (only if it is still empty), in the same round trip. `None`: the
-    /// lease was taken. See [`lease`](crate::lease).
+    /// lease was taken. See [`lease`](crate::lease). The policy passes the lease's liveness
+    /// here and renews it with [`renew_if_holds`](Self::renew_if_holds).
     async fn get_or_lease(
         &self,
         key: &str,
@@ -122,6 +123,14 @@ pub(crate) trait Backend {
     /// Removes `key` only if it holds exactly `expected` (a lease marker, or unreadable bytes);
     /// whether it did.
     async fn delete_if_holds(&self, key: &str, expected: &Bytes) -> Result<bool, CacheError>;
+    /// Makes `key` expire `liveness` from now only if it still holds `marker` (a lease being
+    /// kept alive by its holder); whether it did.
+    async fn renew_if_holds(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        liveness: Duration,
+    ) -> Result<bool, CacheError>;
     /// Removes every key matching the glob `pattern`; the number removed.
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError>;
     /// A health report; never fails.

@@ -284,6 +284,18 @@ impl Backend for RedisBackend {
         self.here().await?.delete_if_holds(key, expected).await
     }
 
+    async fn renew_if_holds(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        liveness: Duration,
+    ) -> Result<bool, CacheError> {
+        self.here()
+            .await?
+            .renew_if_holds(key, marker, liveness)
+            .await
+    }
+
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         self.here().await?.clear_pattern(pattern).await
     }

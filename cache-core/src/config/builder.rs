@@ -26,6 +26,7 @@ pub struct CacheConfigBuilder {
     breaker_threshold: Option<u32>,
     breaker_probe_interval: Option<Duration>,
     lease_ttl: Option<Duration>,
+    lease_liveness: Option<Duration>,
     clear_timeout: Option<Duration>,
     replay_window: Option<Duration>,
     replay_hold: Option<Duration>,
@@ -56,6 +57,7 @@ impl fmt::Debug for CacheConfigBuilder {
             .field("breaker_threshold", &self.breaker_threshold)
             .field("breaker_probe_interval", &self.breaker_probe_interval)
             .field("lease_ttl", &self.lease_ttl)
+            .field("lease_liveness", &self.lease_liveness)
             .field("clear_timeout", &self.clear_timeout)
             .field("replay_window", &self.replay_window)
             .field("replay_hold", &self.replay_hold)
@@ -172,6 +174,16 @@ impl CacheConfigBuilder {
         self
     }
 
+    /// How long a lease marker lives unless its holder renews it (`CACHE_LEASE_LIVENESS`);
+    /// above zero and below [`lease_ttl`](Self::lease_ttl). The holder renews it every third of
+    /// this while its body runs, so a holder that died (a killed process) stalls the other
+    /// processes' callers of its key for at most this long. Unset: 1 s, or half the lease TTL
+    /// when that is shorter.
+    pub fn lease_liveness(mut self, liveness: Duration) -> Self {
+        self.lease_liveness = Some(liveness);
+        self
+    }
+
     /// The largest encoded value `set` accepts; at least 1.
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.max_value_bytes = Some(bytes);
@@ -255,6 +267,17 @@ impl CacheConfigBuilder {
                 Some("0"),
             ));
         }
+        let lease_liveness = match self.lease_liveness {
+            Some(liveness) if liveness.is_zero() || liveness >= lease_ttl => {
+                return Err(ConfigError::new(
+                    "CACHE_LEASE_LIVENESS",
+                    "a positive number of seconds below CACHE_LEASE_TTL, such as 1 or 0.5",
+                    Some(&format!("{}", liveness.as_secs_f64())),
+                ));
+            }
+            Some(liveness) => liveness,
+            None => d.lease_liveness.min(lease_ttl / 2),
+        };
         let clear_timeout = self.clear_timeout.unwrap_or(d.clear_timeout);
         if clear_timeout.is_zero() {
             return Err(ConfigError::new(
@@ -304,6 +327,7 @@ impl CacheConfigBuilder {
             breaker_threshold: self.breaker_threshold.unwrap_or(d.breaker_threshold),
             breaker_probe_interval,
             lease_ttl,
+            lease_liveness,
             clear_timeout,
             replay_window: self.replay_window.unwrap_or(d.replay_window),
             replay_hold: self.replay_hold.unwrap_or(d.replay_hold),

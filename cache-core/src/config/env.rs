@@ -104,7 +104,7 @@ fn none() -> String {
 }
 
 /// Every variable [`CacheConfig::from_lookup`] reads: its name, default and reader.
-pub(super) const VARIABLES: [Variable; 28] = [
+pub(super) const VARIABLES: [Variable; 29] = [
     Variable {
         name: "REDIS_URL",
         default: || code(defaults::URL),
@@ -207,6 +207,11 @@ pub(super) const VARIABLES: [Variable; 28] = [
         name: "CACHE_LEASE_TTL",
         default: || code(defaults::LEASE_TTL_SECS),
         read: Read::Setting(|b, name, v| Ok(b.lease_ttl(parse_seconds(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_LEASE_LIVENESS",
+        default: || code(defaults::LEASE_LIVENESS_SECS),
+        read: Read::Setting(|b, name, v| Ok(b.lease_liveness(parse_seconds(name, v)?))),
     },
     Variable {
         name: "CACHE_CLEAR_TIMEOUT",

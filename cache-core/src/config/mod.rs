@@ -80,6 +80,7 @@ pub struct CacheConfig {
     breaker_threshold: u32,
     breaker_probe_interval: Duration,
     lease_ttl: Duration,
+    lease_liveness: Duration,
     clear_timeout: Duration,
     replay_window: Duration,
     replay_hold: Duration,
@@ -120,6 +121,7 @@ mod defaults {
     pub const BREAKER_THRESHOLD: u32 = 5;
     pub const BREAKER_PROBE_INTERVAL_MS: u64 = 500;
     pub const LEASE_TTL_SECS: u64 = 10;
+    pub const LEASE_LIVENESS_SECS: u64 = 1;
     pub const CLEAR_TIMEOUT_SECS: u64 = 60;
     pub const REPLAY_WINDOW_SECS: u64 = 60;
     pub const REPLAY_HOLD_SECS: u64 = 2;
@@ -153,6 +155,7 @@ impl Default for CacheConfig {
             breaker_threshold: defaults::BREAKER_THRESHOLD,
             breaker_probe_interval: Duration::from_millis(defaults::BREAKER_PROBE_INTERVAL_MS),
             lease_ttl: Duration::from_secs(defaults::LEASE_TTL_SECS),
+            lease_liveness: Duration::from_secs(defaults::LEASE_LIVENESS_SECS),
             clear_timeout: Duration::from_secs(defaults::CLEAR_TIMEOUT_SECS),
             replay_window: Duration::from_secs(defaults::REPLAY_WINDOW_SECS),
             replay_hold: Duration::from_secs(defaults::REPLAY_HOLD_SECS),
@@ -227,6 +230,11 @@ impl CacheConfig {
     /// How long a miss holds its lease on the key (`CACHE_LEASE_TTL`).
     pub fn lease_ttl(&self) -> Duration {
         self.lease_ttl
+    }
+
+    /// How long a lease marker lives unless its holder renews it (`CACHE_LEASE_LIVENESS`).
+    pub fn lease_liveness(&self) -> Duration {
+        self.lease_liveness
     }
 
     /// The most one `clear_pattern` may take in all (`CACHE_CLEAR_TIMEOUT`).

@@ -49,6 +49,8 @@ fn every_variable_is_read() {
         ("CACHE_MAX_VALUE_BYTES", "1024"),
         ("CACHE_OFFLOAD_MIN_BYTES", "0"),
         ("CACHE_READ_BATCH", "1"),
+        ("CACHE_LEASE_TTL", "4"),
+        ("CACHE_LEASE_LIVENESS", "0.3"),
     ])
     .unwrap();
     let parsed = ::url::Url::parse(url_of(&c)).unwrap();
@@ -72,6 +74,16 @@ fn every_variable_is_read() {
     assert_eq!(c.max_value_bytes(), 1024);
     assert_eq!(c.offload_min_bytes(), 0);
     assert_eq!(c.read_batch(), 1);
+    assert_eq!(c.lease_ttl(), Duration::from_secs(4));
+    assert_eq!(c.lease_liveness(), Duration::from_millis(300));
+}
+
+#[test]
+fn lease_liveness_defaults_to_a_second_below_the_lease_ttl() {
+    let c = from(&[]).unwrap();
+    assert_eq!(c.lease_liveness(), Duration::from_secs(1));
+    let c = from(&[("CACHE_LEASE_TTL", "0.5")]).unwrap();
+    assert_eq!(c.lease_liveness(), Duration::from_millis(250));
 }
 
 #[test]
@@ -176,6 +188,9 @@ fn every_bad_value_names_its_variable() {
             "0",
             "positive number of seconds",
         ),
+        ("CACHE_LEASE_LIVENESS", "0", "positive number of seconds"),
+        ("CACHE_LEASE_LIVENESS", "10", "below CACHE_LEASE_TTL"),
+        ("CACHE_LEASE_LIVENESS", "12.5", "below CACHE_LEASE_TTL"),
         ("CACHE_MAX_VALUE_BYTES", "0", "at least 1"),
         ("CACHE_MAX_VALUE_BYTES", "16MB", "at least 1"),
         ("CACHE_READ_BATCH", "0", "at least 1"),

@@ -6,15 +6,22 @@
 //! 2. **Single flight** in this cache: the first caller of a cold key leads; the others wait for
 //!    the bytes it stored, or, when it has none to share (an `Err`, an uncached `None`, a panic, a
 //!    cancellation, a refused store), run their own bodies at once, as they would without a cache.
-//!    A call for a key that its own task is computing (a recursive body) runs its body directly.
+//!    A call for a key that its own task is computing (a recursive body) runs its body directly,
+//!    and so does a call whose wait would close a cycle of tasks waiting on each other (crossed
+//!    bodies); a waiter whose leader has not published within the wait's bound (four times the
+//!    body time measured for the key space, see [`flight`](super::flight)) stops waiting and runs
+//!    its body. None of these store: they hold no lease.
 //! 3. **Lease**: the leader reads again and, when the key is still empty, takes its lease in the
 //!    same round trip ([`lease`](crate::lease)). When another caller (another process) holds the
-//!    lease, the leader waits for that caller's value, at most the lease TTL.
-//! 4. **Execute** the body, then **store** only if the key still holds the lease: an invalidation
-//!    that ran meanwhile deleted it, so the value, which may predate the change, is dropped. The
-//!    flight is closed to new waiters before the store is sent, so that nobody who starts after an
-//!    invalidation can be handed a value stored before it. A leader dropped before its store
-//!    releases its lease in the background.
+//!    lease, the leader waits for that caller's value, at most the same bound, then computes
+//!    without storing; a holder that died stops renewing its lease, which lapses within the
+//!    lease's liveness, and the leader then takes it.
+//! 4. **Execute** the body while a task beside it renews the lease every third of its liveness
+//!    (for at most the lease TTL in all), then **store** only if the key still holds the lease: an
+//!    invalidation that ran meanwhile deleted it, so the value, which may predate the change, is
+//!    dropped. The flight is closed to new waiters before the store is sent, so that nobody who
+//!    starts after an invalidation can be handed a value stored before it. A leader dropped before
+//!    its store stops renewing and releases its lease in the background.
 //!
 //! A key that a pending invalidation covers is computed and never stored until the invalidation
 //! has been replayed.
@@ -29,7 +36,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument as _;
 
-use super::flight::{Join, Leader};
+use super::flight::{Join, Leader, Outcome, Waiter};
 use super::{Policy, Read};
 use crate::backend::Backend;
 use crate::backend::{on_store, Store};
@@ -154,18 +161,68 @@ impl Policy {
             Join::Leader(leader) => {
                 Box::pin(self.lead(key, plan, leader, miss_counted, body)).await
             }
+            // Boxed too: the bounded wait's timer would otherwise grow every call's future.
             Join::Waiter(waiter) => {
                 outcome("joined");
                 telemetry::joined(At::Key(key));
-                if let Some(bytes) = waiter.outcome().await {
-                    if let Some(stored) = self.decode::<P::Stored>(key, at, &bytes) {
-                        return plan.load(stored);
-                    }
-                }
+                Box::pin(self.wait_then_compute(key, plan, waiter, miss_counted, body)).await
+            }
+            Join::Cycle => {
+                // The leader waits, through a chain of tasks, on this one: waiting would never
+                // end. Compute as the recursive case does, without storing.
+                tracing::debug!(
+                    space = At::Key(key).space(),
+                    "crossed computations: ran the body instead of waiting"
+                );
+                telemetry::gave_up(At::Key(key));
                 self.count_miss(key, miss_counted);
-                timed(key, body).await
+                self.compute(key, body).await
             }
         }
+    }
+
+    /// Waits, at most the bound, for the leader of `key`; decodes what it published, or computes
+    /// (without storing) when it published nothing usable or did not publish in time.
+    async fn wait_then_compute<R, P, F>(
+        &self,
+        key: &str,
+        plan: &P,
+        waiter: Waiter,
+        miss_counted: bool,
+        body: F,
+    ) -> R
+    where
+        P: Cacheable<R>,
+        F: Future<Output = R>,
+    {
+        let bound = self.wait_bound(key);
+        match waiter.outcome(bound).await {
+            Outcome::Done(Some(bytes)) => {
+                if let Some(stored) = self.decode::<P::Stored>(key, At::Key(key), &bytes) {
+                    return plan.load(stored);
+                }
+            }
+            Outcome::Done(None) => {}
+            Outcome::TimedOut => {
+                // The leader may be waiting, out of sight, for this very call (a body that
+                // spawned it and awaits it): compute, without storing.
+                tracing::debug!(
+                    space = At::Key(key).space(),
+                    ?bound,
+                    "gave up waiting for another caller's computation"
+                );
+                telemetry::gave_up(At::Key(key));
+            }
+        }
+        self.count_miss(key, miss_counted);
+        self.compute(key, body).await
+    }
+
+    /// The longest a caller of `key` waits for another caller's computation of it: see
+    /// [`flight`](super::flight).
+    fn wait_bound(&self, key: &str) -> Duration {
+        self.flights
+            .wait_bound(At::Key(key).space(), self.config.lease_ttl())
     }
 
     /// Steps 3 and 4, as the key's leader in this cache.
@@ -276,8 +333,8 @@ impl Policy {
         let Some(store) = &self.store else {
             return Taken::Nothing;
         };
-        let lease_ttl = self.config.lease_ttl();
-        let deadline = Instant::now() + lease_ttl;
+        let liveness = self.config.lease_liveness();
+        let deadline = Instant::now() + self.wait_bound(key);
         let mut cleared = false;
         loop {
             // Armed before the request is sent: a caller cancelled while it is on its way (or
@@ -287,15 +344,20 @@ impl Policy {
                 key: key.to_owned(),
                 marker: lease::new_marker(),
                 armed: true,
+                renewal: None,
             };
             let marker = &guard.marker;
             let found = self
                 .guarded(store, |s| async move {
-                    on_store!(s, |b| b.get_or_lease(key, marker, lease_ttl).await)
+                    on_store!(s, |b| b.get_or_lease(key, marker, liveness).await)
                 })
                 .await;
             let bytes = match found {
-                Ok(None) => return Taken::Lease(guard),
+                Ok(None) => {
+                    let mut guard = guard;
+                    guard.keep_alive();
+                    return Taken::Lease(guard);
+                }
                 Ok(Some(bytes)) => {
                     // The key held something, so the script did not take the lease.
                     guard.disarm();
@@ -315,7 +377,14 @@ impl Policy {
                 match self.await_holder::<S>(key, deadline).await {
                     Waited::Value(bytes, stored) => return Taken::Value(bytes, stored),
                     Waited::Free => continue,
-                    Waited::TimedOut => return Taken::Nothing,
+                    Waited::TimedOut => {
+                        tracing::debug!(
+                            space = At::Key(key).space(),
+                            "gave up waiting for another process's computation"
+                        );
+                        telemetry::gave_up(At::Key(key));
+                        return Taken::Nothing;
+                    }
                     Waited::Failed(error) => return Taken::Failed(error),
                 }
             }
@@ -338,7 +407,8 @@ impl Policy {
     }
 
     /// Waits for the caller that holds `key`'s lease to store its value, looking again after
-    /// growing pauses, until `deadline`.
+    /// growing pauses, until `deadline`. A holder that died stops renewing its lease, which then
+    /// lapses within its liveness: the key reads empty, and the lease is free.
     async fn await_holder<S: DeserializeOwned + Serialize>(
         &self,
         key: &str,
@@ -383,11 +453,15 @@ impl Policy {
     }
 
     /// Runs `body` as the computation of `key`, so that a call for the same key from inside it
-    /// does not wait for itself.
+    /// does not wait for itself, and records how long it took for the bound on waits.
     async fn compute<F: Future>(&self, key: &str, body: F) -> F::Output {
         let mut leading = LEADING.try_with(Clone::clone).unwrap_or_default();
         leading.push((self.address(), key.to_owned()));
-        LEADING.scope(leading, timed(key, body)).await
+        let started = Instant::now();
+        let ret = LEADING.scope(leading, timed(key, body)).await;
+        self.flights
+            .record_body(At::Key(key).space(), started.elapsed());
+        ret
     }
 
     /// Whether the current task computes `key` of this cache.
@@ -454,17 +528,71 @@ fn outcome(what: &'static str) {
     tracing::Span::current().record("outcome", what);
 }
 
-/// A lease this process holds on a key. Spent by a store, given back by `release`, or, dropped
-/// with neither (a cancelled or panicking caller), released in the background, so that the next
-/// caller need not wait for it to expire.
+/// A lease this process holds on a key. Kept alive while it is held ([`keep_alive`]). Spent by
+/// a store, given back by `release`, or, dropped with neither (a cancelled or panicking caller),
+/// released in the background, so that the next caller need not wait for it to expire.
+///
+/// [`keep_alive`]: LeaseGuard::keep_alive
 struct LeaseGuard {
     policy: Arc<Policy>,
     key: String,
     marker: Bytes,
     armed: bool,
+    /// The task renewing the lease, stopped when the guard goes (after the store or release).
+    renewal: Option<tokio::task::AbortHandle>,
+}
+
+/// How many renewals, one every `liveness / 3`, keep a lease at most `lease_ttl` in all.
+fn renewals(lease_ttl: Duration, liveness: Duration) -> u32 {
+    let period = liveness / 3;
+    if period.is_zero() {
+        return 0;
+    }
+    let rounds = lease_ttl.saturating_sub(liveness).as_nanos() / period.as_nanos();
+    u32::try_from(rounds).unwrap_or(u32::MAX)
 }
 
 impl LeaseGuard {
+    /// Starts renewing the lease every third of its liveness, beside the body: on the cache's
+    /// I/O runtime (Redis), or on the caller's (the memory backend), so that a body that holds
+    /// up its own thread does not lose its lease. A renewal that finds the lease gone (an
+    /// invalidation deleted it) or fails (Redis down) ends the renewals; so does the lease TTL,
+    /// the longest a body may hold a lease. Without any runtime to run on, the lease simply
+    /// lapses after its liveness, and the store is refused.
+    fn keep_alive(&mut self) {
+        let config = &self.policy.config;
+        let (liveness, rounds) = (
+            config.lease_liveness(),
+            renewals(config.lease_ttl(), config.lease_liveness()),
+        );
+        let (policy, key, marker) = (
+            Arc::clone(&self.policy),
+            self.key.clone(),
+            self.marker.clone(),
+        );
+        let renew = async move {
+            for _ in 0..rounds {
+                tokio::time::sleep(liveness / 3).await;
+                let renewed = match &policy.store {
+                    Some(store) => {
+                        on_store!(store, |b| b.renew_if_holds(&key, &marker, liveness).await)
+                    }
+                    None => return,
+                };
+                if !matches!(renewed, Ok(true)) {
+                    return;
+                }
+            }
+        };
+        let handle = match &self.policy.io {
+            Some(io) => Some(io.handle().spawn(renew)),
+            None => tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|h| h.spawn(renew)),
+        };
+        self.renewal = handle.map(|h| h.abort_handle());
+    }
+
     /// Stores `value` if the key still holds this lease; whether it did. The lease is spent
     /// either way, unless the store failed (then it is released in the background).
     async fn store(mut self, value: Bytes, ttl: Duration) -> Result<bool, CacheError> {
@@ -505,6 +633,9 @@ impl LeaseGuard {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
+        if let Some(renewal) = self.renewal.take() {
+            renewal.abort();
+        }
         if !self.armed {
             return;
         }

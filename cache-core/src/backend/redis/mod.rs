@@ -51,6 +51,11 @@ const DELETE_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 redis.call('DEL', KEYS[1]) return 1 end \
 return 0";
 
+/// PEXPIRE the key by ARGV[2] ms only if it holds exactly ARGV[1] (a lease kept alive): 1 or 0.
+const RENEW_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
+return 0";
+
 /// Whether the key holds something other than a lease marker (ARGV[1] its prefix, ARGV[2] its
 /// length): 1 or 0.
 const EXISTS_VALUE: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
@@ -70,6 +75,7 @@ struct Scripts {
     delete_if_holds: Script,
     exists_value: Script,
     pttl_of_value: Script,
+    renew_if_holds: Script,
 }
 
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
@@ -78,6 +84,7 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scrip
     delete_if_holds: Script::from_lua(DELETE_IF_HOLDS),
     exists_value: Script::from_lua(EXISTS_VALUE),
     pttl_of_value: Script::from_lua(PTTL_OF_VALUE),
+    renew_if_holds: Script::from_lua(RENEW_IF_HOLDS),
 });
 
 /// The arguments that describe a lease marker to [`EXISTS_VALUE`] and [`PTTL_OF_VALUE`].
@@ -712,6 +719,24 @@ impl Backend for RedisPool {
             )
             .await?;
         Ok(removed == 1)
+    }
+
+    async fn renew_if_holds(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        liveness: Duration,
+    ) -> Result<bool, CacheError> {
+        let client = self.pool.next_connected();
+        let args: Vec<Value> = vec![Value::Bytes(marker.clone()), millis(liveness).into()];
+        let renewed: i64 = self
+            .bounded(
+                SCRIPTS
+                    .renew_if_holds
+                    .evalsha_with_reload(client, key, args),
+            )
+            .await?;
+        Ok(renewed == 1)
     }
 
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
