@@ -33,7 +33,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -51,7 +51,9 @@ const MAX_WALK: usize = 1024;
 #[derive(Clone, Debug)]
 enum State {
     Running,
-    Done(Option<Bytes>),
+    /// The value, and, for a value the leader read from Redis rather than stored, when that
+    /// read was sent: only the waiters that joined before may take it.
+    Done(Option<Bytes>, Option<Instant>),
 }
 
 #[derive(Debug)]
@@ -97,6 +99,8 @@ pub(crate) struct Waiter {
     state: watch::Receiver<State>,
     /// This wait in the wait-for graph, removed when the waiter goes.
     _edge: Option<Edge>,
+    /// When it joined the flight.
+    joined: Instant,
 }
 
 /// What a wait gave.
@@ -191,7 +195,11 @@ impl FlightTable {
                 },
                 _ => None,
             };
-            return Join::Waiter(Waiter { state, _edge: edge });
+            return Join::Waiter(Waiter {
+                state,
+                _edge: edge,
+                joined: Instant::now(),
+            });
         }
         let flight = Arc::new(Flight {
             state: watch::Sender::new(State::Running),
@@ -279,9 +287,22 @@ impl Leader<'_> {
     /// own bodies. An invalidated flight hands out nothing: its value may predate the
     /// invalidation.
     pub(crate) fn publish(self, value: Option<Bytes>) {
+        self.end(value, None);
+    }
+
+    /// Ends the flight with a value read from Redis by a request sent at `sent`, rather than one
+    /// this leader stored: the waiters that joined after `sent` get nothing. That read may have
+    /// run before an invalidation (in another process) that returned before they joined.
+    pub(crate) fn publish_read(self, value: Bytes, sent: Instant) {
+        self.end(Some(value), Some(sent));
+    }
+
+    fn end(self, value: Option<Bytes>, read_sent: Option<Instant>) {
         self.close();
         let value = value.filter(|_| !self.invalidated());
-        self.flight.state.send_replace(State::Done(value));
+        self.flight
+            .state
+            .send_replace(State::Done(value, read_sent));
         // `Drop` runs next and finds the flight done.
     }
 }
@@ -293,10 +314,10 @@ impl Drop for Leader<'_> {
         self.table.remove(&self.key, &self.flight);
         self.flight.state.send_if_modified(|state| match state {
             State::Running => {
-                *state = State::Done(None);
+                *state = State::Done(None, None);
                 true
             }
-            State::Done(_) => false,
+            State::Done(..) => false,
         });
     }
 }
@@ -305,10 +326,14 @@ impl Waiter {
     /// What the leader published, or [`Outcome::TimedOut`] when it has not after `bound`.
     /// Cancel-safe: dropping the future only stops waiting.
     pub(crate) async fn outcome(mut self, bound: Duration) -> Outcome {
-        let done = self.state.wait_for(|state| matches!(state, State::Done(_)));
+        let joined = self.joined;
+        let done = self
+            .state
+            .wait_for(|state| matches!(state, State::Done(..)));
         match tokio::time::timeout(bound, done).await {
             Ok(Ok(state)) => match &*state {
-                State::Done(value) => Outcome::Done(value.clone()),
+                State::Done(_, Some(sent)) if joined > *sent => Outcome::Done(None),
+                State::Done(value, _) => Outcome::Done(value.clone()),
                 State::Running => Outcome::Done(None),
             },
             // The leader vanished without a word (it cannot, but then nothing was published).
@@ -509,6 +534,30 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(value.as_deref(), Some(&b"v"[..]));
+    }
+
+    /// A value the leader read (another process stored it) goes only to the waiters that
+    /// joined before the read was sent; a value it stored goes to every waiter.
+    #[tokio::test]
+    async fn a_read_value_goes_only_to_the_waiters_that_joined_before_the_read() {
+        let table = FlightTable::default();
+        let lead = leader(table.join("k"));
+        let early = waiter(table.join("k"));
+        let sent = Instant::now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let late = waiter(table.join("k"));
+        lead.publish_read(Bytes::from_static(b"read"), sent);
+        assert_eq!(done(early).await.as_deref(), Some(&b"read"[..]));
+        assert_eq!(
+            done(late).await,
+            None,
+            "it may predate what the late waiter saw return"
+        );
+
+        let lead = leader(table.join("k"));
+        let w = waiter(table.join("k"));
+        lead.publish(Some(Bytes::from_static(b"stored")));
+        assert_eq!(done(w).await.as_deref(), Some(&b"stored"[..]));
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 //!    breaker) ends the cache's part of the call: the body runs, nothing is read again or stored,
 //!    so a hung Redis costs one socket timeout per call at most.
 //! 2. **Single flight** in this cache: the first caller of a cold key leads; the others wait for
-//!    the bytes it stored, or, when it has none to share (an `Err`, an uncached `None`, a panic, a
+//!    the bytes it stored (or read: another process's value, which only the waiters that joined
+//!    before the read was sent may take, since it may predate an invalidation that returned
+//!    before the others joined), or, when it has none to share (an `Err`, an uncached `None`, a panic, a
 //!    cancellation, a refused store), run their own bodies at once, as they would without a cache.
 //!    A call for a key that its own task is computing (a recursive body) runs its body directly,
 //!    and so does a call whose wait would close a cycle of tasks waiting on each other (crossed
@@ -70,8 +72,8 @@ pub(crate) trait Cacheable<R> {
 /// What the leader found when it went for the lease.
 enum Taken<S> {
     Lease(LeaseGuard),
-    /// A value another caller stored meanwhile.
-    Value(Bytes, S),
+    /// A value another caller stored meanwhile, read by a request sent at that instant.
+    Value(Bytes, S, Instant),
     /// Neither: compute without storing (another caller's lease outlived the wait, or bytes that
     /// could not be cleared).
     Nothing,
@@ -80,7 +82,8 @@ enum Taken<S> {
 
 /// What waiting for another caller's lease gave.
 enum Waited<S> {
-    Value(Bytes, S),
+    /// The holder's value, read by a request sent at that instant.
+    Value(Bytes, S, Instant),
     /// The lease went without a value: take it.
     Free,
     TimedOut,
@@ -247,8 +250,8 @@ impl Policy {
         }
         let lease = match self.take_lease::<P::Stored>(key).await {
             Taken::Lease(lease) => lease,
-            Taken::Value(bytes, stored) => {
-                leader.publish(Some(bytes));
+            Taken::Value(bytes, stored, sent) => {
+                leader.publish_read(bytes, sent);
                 return plan.load(stored);
             }
             Taken::Nothing => {
@@ -347,6 +350,7 @@ impl Policy {
                 renewal: None,
             };
             let marker = &guard.marker;
+            let sent = Instant::now();
             let found = self
                 .guarded(store, |s| async move {
                     on_store!(s, |b| b.get_or_lease(key, marker, liveness).await)
@@ -375,7 +379,7 @@ impl Policy {
             }
             if lease::is_marker(&bytes) {
                 match self.await_holder::<S>(key, deadline).await {
-                    Waited::Value(bytes, stored) => return Taken::Value(bytes, stored),
+                    Waited::Value(bytes, stored, sent) => return Taken::Value(bytes, stored, sent),
                     Waited::Free => continue,
                     Waited::TimedOut => {
                         tracing::debug!(
@@ -389,7 +393,7 @@ impl Policy {
                 }
             }
             if let Some(stored) = self.decode_quietly::<S>(key, &bytes) {
-                return Taken::Value(bytes, stored);
+                return Taken::Value(bytes, stored, sent);
             }
             // Unreadable bytes (already counted by the first read): clear them, once, so that
             // the lease can be taken and the store repairs the key.
@@ -421,12 +425,13 @@ impl Policy {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_LEASE_POLL);
+            let sent = Instant::now();
             match self.read(key, At::Key(key)).await {
                 Read::Leased => {}
                 Read::Absent => return Waited::Free,
                 Read::Value(bytes) => {
                     return match self.decode_quietly::<S>(key, &bytes) {
-                        Some(stored) => Waited::Value(bytes, stored),
+                        Some(stored) => Waited::Value(bytes, stored, sent),
                         None => Waited::Free,
                     }
                 }
