@@ -76,3 +76,56 @@ impl Drop for IoRuntime {
         drop(self.stop.take());
     }
 }
+
+/// Runs `future` so that tokio's timers and `spawn` work in it even when it is polled outside
+/// any tokio runtime (another executor, a plain thread): each poll then enters the context of
+/// the runtime `fallback` names, whose thread drives the timers. Inside a runtime it is `future`
+/// itself, and `fallback` is not called.
+pub(crate) async fn within<'h, F: Future>(
+    fallback: impl FnOnce() -> Option<&'h Handle>,
+    future: F,
+) -> F::Output {
+    if Handle::try_current().is_ok() {
+        return future.await;
+    }
+    match fallback() {
+        Some(handle) => {
+            Entered {
+                handle: handle.clone(),
+                future: std::pin::pin!(future),
+            }
+            .await
+        }
+        None => future.await,
+    }
+}
+
+/// A future polled inside a runtime's context ([`within`]).
+struct Entered<'f, F> {
+    handle: Handle,
+    future: std::pin::Pin<&'f mut F>,
+}
+
+impl<F: Future> Future for Entered<'_, F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        // Left again before `poll` returns: the context never outlives one poll on one thread.
+        let _entered = this.handle.enter();
+        this.future.as_mut().poll(cx)
+    }
+}
+
+/// A runtime for caches that have none of their own (the in-process backend), to drive the
+/// timers of calls polled outside any runtime; started on first need.
+pub(crate) fn fallback() -> Option<&'static Handle> {
+    static FALLBACK: std::sync::OnceLock<Option<IoRuntime>> = std::sync::OnceLock::new();
+    FALLBACK
+        .get_or_init(|| IoRuntime::start().ok())
+        .as_ref()
+        .map(IoRuntime::handle)
+}

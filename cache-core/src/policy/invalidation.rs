@@ -61,13 +61,13 @@ impl Policy {
             tokio::task::coop::consume_budget().await;
             return Ok(0);
         };
-        let result = retried(|| {
+        let delete = retried(|| {
             self.guarded(
                 store,
                 |s| async move { on_store!(s, |b| b.delete(keys).await) },
             )
-        })
-        .await;
+        });
+        let result = crate::runtime::within(|| self.timers(), delete).await;
         let at = At::of_keys(keys);
         match result {
             Ok(removed) => {
@@ -93,12 +93,12 @@ impl Policy {
             tokio::task::coop::consume_budget().await;
             return Ok(0);
         };
-        let result = retried(|| {
+        let clear = retried(|| {
             self.guarded(store, |s| async move {
                 on_store!(s, |b| b.clear_pattern(pattern).await)
             })
-        })
-        .await;
+        });
+        let result = crate::runtime::within(|| self.timers(), clear).await;
         let at = At::Pattern(pattern);
         match result {
             Ok(removed) => {
@@ -214,6 +214,11 @@ impl Policy {
     /// Replays the pending invalidations until none is left or `deadline` has passed, then
     /// reports (and logs at error, and counts) those that could not be delivered.
     pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        crate::runtime::within(|| self.timers(), self.deliver_pending(deadline)).await
+    }
+
+    /// [`shutdown`](Self::shutdown) within a runtime's context.
+    async fn deliver_pending(&self, deadline: Duration) -> ShutdownReport {
         let until = tokio::time::Instant::now() + deadline;
         let replayed_before = self.counters.snapshot().invalidations_replayed;
         // Bounded by the deadline: each try is cut off by it, and the pause between tries is

@@ -245,6 +245,15 @@ impl Policy {
         self.flights.len()
     }
 
+    /// The runtime whose context a call polled outside any runtime enters, for its timers: the
+    /// cache's I/O runtime, or a process-wide one for the in-process backend.
+    pub(crate) fn timers(&self) -> Option<&tokio::runtime::Handle> {
+        match &self.io {
+            Some(io) => Some(io.handle()),
+            None => crate::runtime::fallback(),
+        }
+    }
+
     /// Runs `call` on the store through the breaker: skipped (without awaiting the backend, but
     /// yielding to the scheduler) while it is open, and its outcome recorded.
     pub(crate) async fn guarded<'s, T, F, Fut>(
@@ -266,7 +275,7 @@ impl Policy {
             tokio::task::coop::consume_budget().await;
             return Err(CacheError::CircuitOpen);
         }
-        let result = call(store).await;
+        let result = crate::runtime::within(|| self.timers(), call(store)).await;
         self.follow_lineage(store);
         let outcome = match &result {
             Err(CacheError::Timeout(_)) => breaker::Outcome::TimedOut,
@@ -461,7 +470,7 @@ impl Policy {
     /// breaker and wakes the replay of pending invalidations.
     pub(crate) async fn health(&self) -> HealthReport {
         let mut report = match &self.store {
-            Some(Store::Redis(b)) => b.health().await,
+            Some(Store::Redis(b)) => crate::runtime::within(|| self.timers(), b.health()).await,
             Some(Store::Memory(b)) => b.health().await,
             None => HealthReport {
                 uptime_seconds: Some(self.created.elapsed().as_secs()),

@@ -107,12 +107,13 @@ impl Policy {
             outcome = tracing::field::Empty,
             body_ms = tracing::field::Empty,
         );
+        // Polled outside any runtime (another executor), its timers and tasks use the cache's.
+        let timers = || self.timers();
         if span.is_disabled() {
-            self.check_then_compute(key, plan, body).await
+            crate::runtime::within(timers, self.check_then_compute(key, plan, body)).await
         } else {
-            self.check_then_compute(key, plan, body)
-                .instrument(span)
-                .await
+            let instrumented = self.check_then_compute(key, plan, body).instrument(span);
+            crate::runtime::within(timers, instrumented).await
         }
     }
 
