@@ -28,21 +28,34 @@ pub(crate) const PREFIX: [u8; 4] = [0xCA, 0xCE, 0xFF, b'L'];
 /// The prefix, then 8 bytes unique to this process and 8 counting its leases.
 pub(crate) const MARKER_LEN: usize = PREFIX.len() + 16;
 
-/// What this process puts in its markers so that no other process makes the same one: a
-/// random seed from std's per-process hasher keys, mixed with the pid.
+/// A random seed from std's per-process hasher keys, so that no other process makes the same
+/// markers. A process forked from this one inherits it (and the count below): the pid, read for
+/// each marker, tells their markers apart.
 static PROCESS_SEED: LazyLock<u64> = LazyLock::new(|| {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.finish()
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 });
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh marker, different from every other marker of any process.
 pub(crate) fn new_marker() -> Bytes {
+    marker_of(
+        *PROCESS_SEED,
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+    )
+}
+
+/// The marker of lease number `n` of process `pid` with seed `seed`.
+fn marker_of(seed: u64, pid: u32, n: u64) -> Bytes {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    hasher.write_u64(seed);
+    hasher.write_u32(pid);
     let mut marker = Vec::with_capacity(MARKER_LEN);
     marker.extend_from_slice(&PREFIX);
-    marker.extend_from_slice(&PROCESS_SEED.to_le_bytes());
-    marker.extend_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    marker.extend_from_slice(&hasher.finish().to_le_bytes());
+    marker.extend_from_slice(&n.to_le_bytes());
     Bytes::from(marker)
 }
 
@@ -54,6 +67,15 @@ pub(crate) fn is_marker(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A forked child has its parent's seed and count, not its pid.
+    #[test]
+    fn a_forked_process_makes_other_markers() {
+        let (seed, n) = (0x5eed, 41);
+        assert_ne!(marker_of(seed, 100, n), marker_of(seed, 101, n));
+        assert_eq!(marker_of(seed, 100, n), marker_of(seed, 100, n));
+        assert!(is_marker(&marker_of(seed, 100, n)));
+    }
 
     #[test]
     fn markers_are_unique_and_recognised() {
