@@ -29,6 +29,7 @@ pub struct CacheConfigBuilder {
     clear_timeout: Option<Duration>,
     read_batch: Option<usize>,
     max_value_bytes: Option<usize>,
+    max_decoded_bytes: Option<usize>,
     compress_min_bytes: Option<usize>,
     offload_min_bytes: Option<usize>,
     verify_keys: Option<KeyCheck>,
@@ -57,6 +58,7 @@ impl fmt::Debug for CacheConfigBuilder {
             .field("clear_timeout", &self.clear_timeout)
             .field("read_batch", &self.read_batch)
             .field("max_value_bytes", &self.max_value_bytes)
+            .field("max_decoded_bytes", &self.max_decoded_bytes)
             .field("compress_min_bytes", &self.compress_min_bytes)
             .field("offload_min_bytes", &self.offload_min_bytes)
             .field("verify_keys", &self.verify_keys)
@@ -157,6 +159,14 @@ impl CacheConfigBuilder {
     /// The largest encoded value `set` accepts; at least 1.
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.max_value_bytes = Some(bytes);
+        self
+    }
+
+    /// The most memory a value read from the cache may take once decoded, counted as the size
+    /// of each element of its sequences and maps plus the length of its strings; at least
+    /// [`max_value_bytes`](Self::max_value_bytes). A value over it is a corrupt miss.
+    pub fn max_decoded_bytes(mut self, bytes: usize) -> Self {
+        self.max_decoded_bytes = Some(bytes);
         self
     }
 
@@ -267,6 +277,17 @@ impl CacheConfigBuilder {
                 Some("0"),
             ));
         }
+        // Unset, it follows a largest value above its default.
+        let max_decoded_bytes = self
+            .max_decoded_bytes
+            .unwrap_or(d.max_decoded_bytes.max(max_value_bytes));
+        if max_decoded_bytes < max_value_bytes {
+            return Err(ConfigError::new(
+                "CACHE_MAX_DECODED_BYTES",
+                "a whole number of bytes, at least CACHE_MAX_VALUE_BYTES",
+                Some(&max_decoded_bytes.to_string()),
+            ));
+        }
         let compress_min_bytes = self.compress_min_bytes.unwrap_or(d.compress_min_bytes);
         if compress_min_bytes > 0 && !cfg!(feature = "compression") {
             return Err(ConfigError::new(
@@ -289,6 +310,7 @@ impl CacheConfigBuilder {
             clear_timeout,
             read_batch,
             max_value_bytes,
+            max_decoded_bytes,
             compress_min_bytes,
             offload_min_bytes: self.offload_min_bytes.unwrap_or(d.offload_min_bytes),
             verify_keys: self.verify_keys.unwrap_or(d.verify_keys),
