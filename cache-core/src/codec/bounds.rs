@@ -112,6 +112,7 @@ impl Tally {
         self.max_elements.get()
     }
 
+    #[inline]
     fn counter(&self, what: Bound) -> (&Cell<usize>, usize) {
         match what {
             Bound::Elements => (&self.elements, self.max_elements.get()),
@@ -120,27 +121,33 @@ impl Tally {
     }
 
     /// Refuses when `n` more of `what` would exceed its bound; counts nothing.
+    #[inline]
     fn check<E: Error>(&self, what: Bound, n: usize) -> Result<(), E> {
         let (used, bound) = self.counter(what);
         let claimed = used.get().saturating_add(n);
         if claimed <= bound {
             return Ok(());
         }
-        let breach = Breach {
-            what,
-            claimed,
-            bound,
-        };
+        Err(self.refuse(what, claimed, bound))
+    }
+
+    /// Records the breach and makes the codec's error for it.
+    #[cold]
+    #[inline(never)]
+    fn refuse<E: Error>(&self, what: Bound, claimed: usize, bound: usize) -> E {
         // Keep the first: an outer layer may see the error again on its way up.
         if self.breach.get().is_none() {
-            self.breach.set(Some(breach));
+            self.breach.set(Some(Breach {
+                what,
+                claimed,
+                bound,
+            }));
         }
-        Err(E::custom(format_args!(
-            "{claimed} {what}, over the bound of {bound}"
-        )))
+        E::custom(format_args!("{claimed} {what}, over the bound of {bound}"))
     }
 
     /// Counts `n` more of `what`, refusing when that exceeds its bound.
+    #[inline]
     fn take<E: Error>(&self, what: Bound, n: usize) -> Result<(), E> {
         self.check(what, n)?;
         let (used, _) = self.counter(what);
@@ -148,17 +155,63 @@ impl Tally {
         Ok(())
     }
 
-    /// Counts one element (or entry) of `size` bytes.
-    fn element<E: Error>(&self, size: usize) -> Result<(), E> {
-        self.take(Bound::Elements, 1)?;
-        self.take(Bound::DecodedBytes, size)
-    }
-
-    /// Refuses a container that claims `len` elements of `size` bytes more than remain.
-    fn claim<E: Error>(&self, len: usize, size: usize) -> Result<(), E> {
+    /// Counts `len` elements (or entries) of `size` bytes each, refusing them all when they
+    /// would exceed a bound.
+    #[inline]
+    fn elements<E: Error>(&self, len: usize, size: usize) -> Result<(), E> {
         self.check(Bound::Elements, len)?;
-        self.check(Bound::DecodedBytes, len.saturating_mul(size))
+        self.take(Bound::DecodedBytes, len.saturating_mul(size))?;
+        self.take(Bound::Elements, len)
     }
+}
+
+/// What a container has counted ahead for elements it has not decoded yet.
+#[derive(Debug, Clone, Copy)]
+enum Ahead {
+    /// Nothing yet: the length is looked at before the first element.
+    Unknown,
+    /// This many elements were counted when the length was read; once they are used up (a
+    /// length that was a hint, not exact), each further element is counted as it comes.
+    Counted(usize),
+}
+
+impl Ahead {
+    /// Counts the next element of `size` bytes of a container whose length is `hint`, ahead for
+    /// all of them the first time a length is known: one check of a forged length, and no work
+    /// per element after.
+    #[inline]
+    fn next<E: Error>(
+        &mut self,
+        tally: &Tally,
+        hint: impl FnOnce() -> Option<usize>,
+        size: usize,
+    ) -> Result<Step, E> {
+        match self {
+            Ahead::Counted(left) if *left > 0 => {
+                *left -= 1;
+                Ok(Step::Counted)
+            }
+            Ahead::Counted(_) => Ok(Step::Each),
+            Ahead::Unknown => match hint() {
+                Some(len) if len > 0 => {
+                    tally.elements(len, size)?;
+                    *self = Ahead::Counted(len - 1);
+                    Ok(Step::Counted)
+                }
+                _ => {
+                    *self = Ahead::Counted(0);
+                    Ok(Step::Each)
+                }
+            },
+        }
+    }
+}
+
+/// Whether the next element is counted already, or is to be counted once it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Counted,
+    Each,
 }
 
 /// A codec's `Deserializer` whose every container counts on `tally`.
@@ -190,6 +243,7 @@ impl<'t, S> BoundedSeed<'t, S> {
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for BoundedSeed<'_, S> {
     type Value = S::Value;
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<S::Value, D::Error> {
         self.seed.deserialize(Bounded::new(de, self.tally))
     }
@@ -212,8 +266,21 @@ struct Wrap<'t, V> {
     shape: Shape,
 }
 
+/// Scalars are forwarded with the visitor as it is: a codec answers a scalar call with a scalar
+/// (or an error), never with a container, so there is nothing to count, and one layer less per
+/// element keeps a sequence of scalars as fast as without the bounds.
+macro_rules! forward_scalar {
+    ($($method:ident,)*) => {$(
+        #[inline]
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.de.$method(visitor)
+        }
+    )*};
+}
+
 macro_rules! forward_deserialize {
     ($($method:ident($($arg:ident: $ty:ty),*) as $shape:ident;)*) => {$(
+        #[inline]
         fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
             let visitor = Wrap { visitor, tally: self.tally, shape: Shape::$shape };
             self.de.$method($($arg,)* visitor)
@@ -224,22 +291,25 @@ macro_rules! forward_deserialize {
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
     type Error = D::Error;
 
+    forward_scalar! {
+        deserialize_bool,
+        deserialize_i8,
+        deserialize_i16,
+        deserialize_i32,
+        deserialize_i64,
+        deserialize_i128,
+        deserialize_u8,
+        deserialize_u16,
+        deserialize_u32,
+        deserialize_u64,
+        deserialize_u128,
+        deserialize_f32,
+        deserialize_f64,
+        deserialize_char,
+    }
+
     forward_deserialize! {
         deserialize_any() as Container;
-        deserialize_bool() as Fixed;
-        deserialize_i8() as Fixed;
-        deserialize_i16() as Fixed;
-        deserialize_i32() as Fixed;
-        deserialize_i64() as Fixed;
-        deserialize_i128() as Fixed;
-        deserialize_u8() as Fixed;
-        deserialize_u16() as Fixed;
-        deserialize_u32() as Fixed;
-        deserialize_u64() as Fixed;
-        deserialize_u128() as Fixed;
-        deserialize_f32() as Fixed;
-        deserialize_f64() as Fixed;
-        deserialize_char() as Fixed;
         deserialize_str() as Fixed;
         deserialize_bytes() as Fixed;
         deserialize_option() as Fixed;
@@ -257,11 +327,13 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
     }
 
     /// Through the borrowing call: the visitor copies the string once it has been read.
+    #[inline]
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         self.deserialize_str(visitor)
     }
 
     /// Through the borrowing call: the visitor copies the bytes once they have been read.
+    #[inline]
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         self.deserialize_bytes(visitor)
     }
@@ -273,6 +345,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
 
 macro_rules! forward_visit {
     ($($method:ident($ty:ty);)*) => {$(
+        #[inline]
         fn $method<E: Error>(self, v: $ty) -> Result<Self::Value, E> {
             self.visitor.$method(v)
         }
@@ -281,6 +354,7 @@ macro_rules! forward_visit {
 
 macro_rules! count_visit {
     ($($method:ident($ty:ty);)*) => {$(
+        #[inline]
         fn $method<E: Error>(self, v: $ty) -> Result<Self::Value, E> {
             self.tally.take(Bound::DecodedBytes, v.len())?;
             self.visitor.$method(v)
@@ -321,23 +395,28 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
         visit_byte_buf(Vec<u8>);
     }
 
+    #[inline]
     fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
         self.visitor.visit_none()
     }
 
+    #[inline]
     fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
         self.visitor.visit_unit()
     }
 
+    #[inline]
     fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
         self.visitor.visit_some(Bounded::new(de, self.tally))
     }
 
+    #[inline]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
         self.visitor
             .visit_newtype_struct(Bounded::new(de, self.tally))
     }
 
+    #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         let counted = self.shape == Shape::Container;
         if counted {
@@ -349,10 +428,11 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
             seq,
             tally: self.tally,
             counted,
-            first: true,
+            ahead: Ahead::Unknown,
         })
     }
 
+    #[inline]
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         let counted = self.shape == Shape::Container;
         if counted {
@@ -364,11 +444,12 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
             map,
             tally: self.tally,
             counted,
-            first_key: true,
-            first_value: true,
+            keys: Ahead::Unknown,
+            values: Ahead::Unknown,
         })
     }
 
+    #[inline]
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
         self.visitor.visit_enum(Enum {
             data,
@@ -383,12 +464,13 @@ struct Seq<'t, A> {
     seq: A,
     tally: &'t Tally,
     counted: bool,
-    first: bool,
+    ahead: Ahead,
 }
 
 impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
@@ -398,21 +480,12 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
             return self.seq.next_element_seed(seed);
         }
         let size = size_of::<T::Value>();
-        let hint = self.seq.size_hint();
-        if std::mem::take(&mut self.first) {
-            if let Some(len) = hint {
-                self.tally.claim(len, size)?;
-            }
-        }
-        // Counted before decoding when the length is known; after, when only the element
-        // itself tells (a self-delimiting codec, where each element costs bytes).
-        let known = matches!(hint, Some(len) if len > 0);
-        if known {
-            self.tally.element(size)?;
-        }
+        let step = self.ahead.next(self.tally, || self.seq.size_hint(), size)?;
         let next = self.seq.next_element_seed(seed)?;
-        if !known && next.is_some() {
-            self.tally.element(size)?;
+        // Without a length (a self-delimiting codec, where each element costs bytes), counted
+        // once it is there.
+        if step == Step::Each && next.is_some() {
+            self.tally.elements(1, size)?;
         }
         Ok(next)
     }
@@ -428,13 +501,14 @@ struct Map<'t, A> {
     map: A,
     tally: &'t Tally,
     counted: bool,
-    first_key: bool,
-    first_value: bool,
+    keys: Ahead,
+    values: Ahead,
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
@@ -444,39 +518,39 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
             return self.map.next_key_seed(seed);
         }
         let size = size_of::<K::Value>();
-        let hint = self.map.size_hint();
-        if std::mem::take(&mut self.first_key) {
-            if let Some(len) = hint {
-                self.tally.claim(len, size)?;
-            }
-        }
-        let known = matches!(hint, Some(len) if len > 0);
-        if known {
-            self.tally.element(size)?;
-        }
+        let step = self.keys.next(self.tally, || self.map.size_hint(), size)?;
         let next = self.map.next_key_seed(seed)?;
-        if !known && next.is_some() {
-            self.tally.element(size)?;
+        if step == Step::Each && next.is_some() {
+            self.tally.elements(1, size)?;
         }
         Ok(next)
     }
 
+    #[inline]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
         let seed = BoundedSeed::new(seed, self.tally);
         if !self.counted {
             return self.map.next_value_seed(seed);
         }
+        // The entry is counted with its key: a value counts only its bytes (the remaining
+        // entries' and this one's, the first time the length is known).
         let size = size_of::<V::Value>();
-        if std::mem::take(&mut self.first_value) {
-            // This entry's key is counted already: the claim is for it and those that remain.
-            if let Some(len) = self.map.size_hint() {
-                self.tally.check(
-                    Bound::DecodedBytes,
-                    len.saturating_add(1).saturating_mul(size),
-                )?;
-            }
+        let remaining = || self.map.size_hint().map(|len| len.saturating_add(1));
+        match &mut self.values {
+            Ahead::Counted(left) if *left > 0 => *left -= 1,
+            Ahead::Counted(_) => self.tally.take(Bound::DecodedBytes, size)?,
+            unknown @ Ahead::Unknown => match remaining() {
+                Some(len) => {
+                    self.tally
+                        .take(Bound::DecodedBytes, len.saturating_mul(size))?;
+                    *unknown = Ahead::Counted(len - 1);
+                }
+                None => {
+                    *unknown = Ahead::Counted(0);
+                    self.tally.take(Bound::DecodedBytes, size)?;
+                }
+            },
         }
-        self.tally.take(Bound::DecodedBytes, size)?;
         self.map.next_value_seed(seed)
     }
 
