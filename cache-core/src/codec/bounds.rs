@@ -165,53 +165,38 @@ impl Tally {
     }
 }
 
-/// What a container has counted ahead for elements it has not decoded yet.
-#[derive(Debug, Clone, Copy)]
-enum Ahead {
-    /// Nothing yet: the length is looked at before the first element.
-    Unknown,
-    /// This many elements were counted when the length was read; once they are used up (a
-    /// length that was a hint, not exact), each further element is counted as it comes.
-    Counted(usize),
+/// How a container counts its elements: all at once, ahead, when its length is known (one
+/// check of a forged length, a decrement per element after), else one by one as they come.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ahead {
+    /// Elements counted ahead and not decoded yet.
+    left: usize,
+    /// Whether the length was looked at (before the first element).
+    started: bool,
 }
 
 impl Ahead {
-    /// Counts the next element of `size` bytes of a container whose length is `hint`, ahead for
-    /// all of them the first time a length is known: one check of a forged length, and no work
-    /// per element after.
+    /// Counts the next element of `size` bytes ahead, with all those that remain, when this is
+    /// the first and `hint` knows how many remain: whether it did.
     #[inline]
-    fn next<E: Error>(
+    fn start<E: Error>(
         &mut self,
         tally: &Tally,
-        hint: impl FnOnce() -> Option<usize>,
+        hint: Option<usize>,
         size: usize,
-    ) -> Result<Step, E> {
-        match self {
-            Ahead::Counted(left) if *left > 0 => {
-                *left -= 1;
-                Ok(Step::Counted)
+    ) -> Result<bool, E> {
+        if std::mem::replace(&mut self.started, true) {
+            return Ok(false);
+        }
+        match hint {
+            Some(len) if len > 0 => {
+                tally.elements(len, size)?;
+                self.left = len - 1;
+                Ok(true)
             }
-            Ahead::Counted(_) => Ok(Step::Each),
-            Ahead::Unknown => match hint() {
-                Some(len) if len > 0 => {
-                    tally.elements(len, size)?;
-                    *self = Ahead::Counted(len - 1);
-                    Ok(Step::Counted)
-                }
-                _ => {
-                    *self = Ahead::Counted(0);
-                    Ok(Step::Each)
-                }
-            },
+            _ => Ok(false),
         }
     }
-}
-
-/// Whether the next element is counted already, or is to be counted once it is there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Counted,
-    Each,
 }
 
 /// A codec's `Deserializer` whose every container counts on `tally`.
@@ -428,7 +413,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
             seq,
             tally: self.tally,
             counted,
-            ahead: Ahead::Unknown,
+            ahead: Ahead::default(),
         })
     }
 
@@ -444,8 +429,8 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
             map,
             tally: self.tally,
             counted,
-            keys: Ahead::Unknown,
-            values: Ahead::Unknown,
+            keys: Ahead::default(),
+            values: Ahead::default(),
         })
     }
 
@@ -476,15 +461,23 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
         let seed = BoundedSeed::new(seed, self.tally);
+        // Counted already (or a struct's fields, never counted): the path of every element
+        // but the first of a sequence whose length is known.
+        if self.ahead.left > 0 {
+            self.ahead.left -= 1;
+            return self.seq.next_element_seed(seed);
+        }
         if !self.counted {
             return self.seq.next_element_seed(seed);
         }
         let size = size_of::<T::Value>();
-        let step = self.ahead.next(self.tally, || self.seq.size_hint(), size)?;
+        if self.ahead.start(self.tally, self.seq.size_hint(), size)? {
+            return self.seq.next_element_seed(seed);
+        }
+        // Without a length (a self-delimiting codec, where each element costs bytes), or past
+        // it: counted once it is there.
         let next = self.seq.next_element_seed(seed)?;
-        // Without a length (a self-delimiting codec, where each element costs bytes), counted
-        // once it is there.
-        if step == Step::Each && next.is_some() {
+        if next.is_some() {
             self.tally.elements(1, size)?;
         }
         Ok(next)
@@ -514,13 +507,19 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
         let seed = BoundedSeed::new(seed, self.tally);
+        if self.keys.left > 0 {
+            self.keys.left -= 1;
+            return self.map.next_key_seed(seed);
+        }
         if !self.counted {
             return self.map.next_key_seed(seed);
         }
         let size = size_of::<K::Value>();
-        let step = self.keys.next(self.tally, || self.map.size_hint(), size)?;
+        if self.keys.start(self.tally, self.map.size_hint(), size)? {
+            return self.map.next_key_seed(seed);
+        }
         let next = self.map.next_key_seed(seed)?;
-        if step == Step::Each && next.is_some() {
+        if next.is_some() {
             self.tally.elements(1, size)?;
         }
         Ok(next)
@@ -529,28 +528,27 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
     #[inline]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
         let seed = BoundedSeed::new(seed, self.tally);
+        if self.values.left > 0 {
+            self.values.left -= 1;
+            return self.map.next_value_seed(seed);
+        }
         if !self.counted {
             return self.map.next_value_seed(seed);
         }
-        // The entry is counted with its key: a value counts only its bytes (the remaining
-        // entries' and this one's, the first time the length is known).
+        // The entry is counted with its key: a value counts only its bytes (this one's and the
+        // remaining entries', the first time the length is known).
         let size = size_of::<V::Value>();
-        let remaining = || self.map.size_hint().map(|len| len.saturating_add(1));
-        match &mut self.values {
-            Ahead::Counted(left) if *left > 0 => *left -= 1,
-            Ahead::Counted(_) => self.tally.take(Bound::DecodedBytes, size)?,
-            unknown @ Ahead::Unknown => match remaining() {
-                Some(len) => {
-                    self.tally
-                        .take(Bound::DecodedBytes, len.saturating_mul(size))?;
-                    *unknown = Ahead::Counted(len - 1);
-                }
-                None => {
-                    *unknown = Ahead::Counted(0);
-                    self.tally.take(Bound::DecodedBytes, size)?;
-                }
-            },
+        if !std::mem::replace(&mut self.values.started, true) {
+            if let Some(len) = self.map.size_hint() {
+                self.tally.take(
+                    Bound::DecodedBytes,
+                    len.saturating_add(1).saturating_mul(size),
+                )?;
+                self.values.left = len;
+                return self.map.next_value_seed(seed);
+            }
         }
+        self.tally.take(Bound::DecodedBytes, size)?;
         self.map.next_value_seed(seed)
     }
 
