@@ -54,7 +54,10 @@ fuzz_target!(|data: &[u8]| {
         check(codec, &vec![[0u8; 0]], data);
         check(codec, &vec![PhantomData::<u8>], data);
         check(codec, &vec![vec![()]], data);
-        check(codec, &HashMap::from([((), ())]), data);
+        if codec == CodecKind::Bincode {
+            // JSON keys are strings: a map keyed by `()` has no JSON form.
+            check(codec, &HashMap::from([((), ())]), data);
+        }
         check(codec, &vec![String::new()], data);
         check(
             codec,
