@@ -7,7 +7,10 @@
 //! another codec than its own. Decoding never panics, refuses a payload larger than the limit it
 //! is given (the cache's `CACHE_MAX_VALUE_BYTES`) before allocating anything for it, never lets a
 //! length prefix claim more than [`MAX_DECODE_BYTES`], and bounds the bytes being decompressed at
-//! once in the process.
+//! once in the process. Every codec reads through [`bounds`], which bounds the elements a decode
+//! visits and the memory the value takes (`CACHE_MAX_DECODED_BYTES`), whatever the bytes claim.
+
+mod bounds;
 
 use std::marker::PhantomData;
 #[cfg(feature = "compression")]
@@ -17,6 +20,8 @@ use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
 use crate::{fingerprint, CacheError};
+pub use bounds::{Bound, ZERO_SIZED_ALLOWANCE};
+use bounds::{BoundedSeed, Tally};
 
 const MAGIC: [u8; 2] = [0xCA, 0xCE];
 /// 3: the fingerprint hashes the value's shape (2 hashed its type's name).
@@ -25,6 +30,8 @@ pub(crate) const FORMAT_VERSION: u8 = 3;
 pub const HEADER_LEN: usize = 13;
 /// The most bytes a decode may claim for its containers (strings, vectors, maps).
 pub const MAX_DECODE_BYTES: usize = 512 * 1024 * 1024;
+/// The most memory a decoded value may take unless told otherwise (`CACHE_MAX_DECODED_BYTES`).
+pub const DEFAULT_MAX_DECODED_BYTES: usize = 256 * 1024 * 1024;
 /// Header flag: the payload is LZ4-compressed (block format, uncompressed size first).
 pub(crate) const FLAG_LZ4: u8 = 0x01;
 /// The flags this build can read.
@@ -77,6 +84,18 @@ pub enum DecodeError {
     /// The codec rejected the bytes: truncated, corrupt, or a value of another type.
     #[error("undecodable value: {0}")]
     Corrupt(String),
+    /// The value would visit more elements, or take more memory, than a decode may: the bytes
+    /// claim more than an honest value of their size holds (forged, or a value of another type).
+    #[error("a value of {claimed} {what}, over the bound of {bound}")]
+    OverBound {
+        /// Which bound.
+        what: Bound,
+        /// How many the value would have reached (at least; decoding stopped there).
+        claimed: usize,
+        /// The bound: the payload's length plus [`ZERO_SIZED_ALLOWANCE`] for elements,
+        /// `CACHE_MAX_DECODED_BYTES` for decoded bytes.
+        bound: usize,
+    },
 }
 
 type BincodeConfig = bincode::config::Configuration<
@@ -157,23 +176,20 @@ impl CodecKind {
         result.map_err(CacheError::Encode)
     }
 
-    /// Reads a whole payload with `seed`; trailing bytes are an error.
-    fn decode<S, T>(self, payload: &[u8], seed: S) -> Result<T, DecodeError>
+    /// Reads a whole payload with `seed`, within the bounds of `tally`; trailing bytes are an
+    /// error.
+    fn decode<S, T>(self, payload: &[u8], seed: S, tally: &Tally) -> Result<T, DecodeError>
     where
         S: for<'de> DeserializeSeed<'de, Value = T>,
     {
-        match self {
-            CodecKind::Bincode => {
-                let (value, read) = bincode::serde::seed_decode_from_slice(seed, payload, BINCODE)
-                    .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-                if read != payload.len() {
-                    return Err(DecodeError::Corrupt(format!(
-                        "{} trailing bytes",
-                        payload.len() - read
-                    )));
-                }
-                Ok(value)
-            }
+        let seed = BoundedSeed::new(seed, tally);
+        let result = match self {
+            CodecKind::Bincode => bincode::serde::seed_decode_from_slice(seed, payload, BINCODE)
+                .map_err(|e| DecodeError::Corrupt(e.to_string()))
+                .and_then(|(value, read)| match payload.len() - read {
+                    0 => Ok(value),
+                    trailing => Err(DecodeError::Corrupt(format!("{trailing} trailing bytes"))),
+                }),
             #[cfg(feature = "json")]
             CodecKind::Json => {
                 let mut de = serde_json::Deserializer::from_slice(payload);
@@ -181,6 +197,15 @@ impl CodecKind {
                     .and_then(|value| de.end().map(|()| value))
                     .map_err(|e| DecodeError::Corrupt(e.to_string()))
             }
+        };
+        // The codec's error only carries the breach as text: the tally has it.
+        match tally.breach() {
+            Some(breach) => Err(DecodeError::OverBound {
+                what: breach.what,
+                claimed: breach.claimed,
+                bound: breach.bound,
+            }),
+            None => result,
         }
     }
 
@@ -301,17 +326,30 @@ impl Header {
 pub struct Envelope {
     codec: CodecKind,
     max_value_bytes: usize,
+    max_decoded_bytes: usize,
     compress_min_bytes: usize,
 }
 
 impl Envelope {
     /// Values in `codec`, of at most `max_value_bytes` (header and uncompressed payload), never
-    /// compressed.
+    /// compressed, decoding into at most `max_value_bytes` or [`DEFAULT_MAX_DECODED_BYTES`] of
+    /// memory, whichever is larger.
     pub fn new(codec: CodecKind, max_value_bytes: usize) -> Self {
         Envelope {
             codec,
             max_value_bytes,
+            max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES.max(max_value_bytes),
             compress_min_bytes: 0,
+        }
+    }
+
+    /// Values that decode into at most `bytes` of memory (`CACHE_MAX_DECODED_BYTES`): counted as
+    /// the size of each sequence element and map entry plus the length of each string and byte
+    /// buffer. Never below the largest value.
+    pub fn max_decoded_bytes(self, bytes: usize) -> Self {
+        Envelope {
+            max_decoded_bytes: bytes.max(self.max_value_bytes),
+            ..self
         }
     }
 
@@ -346,9 +384,14 @@ impl Envelope {
     }
 
     /// Reads a value that [`encode`](Self::encode) wrote, with whichever codec its header names
-    /// ([`decode_value`] with this envelope's largest value).
+    /// ([`decode_value`] with this envelope's largest value and largest decoded value).
     pub fn decode<V: DeserializeOwned + Serialize>(&self, bytes: &[u8]) -> Result<V, DecodeError> {
-        decode_value(bytes, self.max_value_bytes)
+        decode_seeded(
+            bytes,
+            self.max_value_bytes,
+            self.max_decoded_bytes,
+            PhantomData::<V>,
+        )
     }
 }
 
@@ -364,18 +407,47 @@ pub fn encode_value<V: Serialize + ?Sized>(
 ///
 /// `limit` is the largest value accepted (header and uncompressed payload, as
 /// `CACHE_MAX_VALUE_BYTES` bounds what is stored): anything larger is refused before a byte is
-/// allocated for it. The value must be of the shape the header records: bytes written under
-/// another schema are [`DecodeError::SchemaMismatch`], even when they happen to decode.
+/// allocated for it. The decode visits at most one sequence element or map entry per byte of
+/// payload plus [`ZERO_SIZED_ALLOWANCE`], and the value may take at most `limit` or
+/// [`DEFAULT_MAX_DECODED_BYTES`] of memory, whichever is larger ([`Envelope::decode`] takes
+/// `CACHE_MAX_DECODED_BYTES`): beyond, [`DecodeError::OverBound`]. The value must be of the shape
+/// the header records: bytes written under another schema are [`DecodeError::SchemaMismatch`],
+/// even when they happen to decode.
 pub fn decode_value<V: DeserializeOwned + Serialize>(
     bytes: &[u8],
     limit: usize,
 ) -> Result<V, DecodeError> {
-    decode_seeded(bytes, limit, PhantomData::<V>)
+    decode_seeded(
+        bytes,
+        limit,
+        DEFAULT_MAX_DECODED_BYTES.max(limit),
+        PhantomData::<V>,
+    )
 }
 
-/// [`decode_value`] with the payload read by `seed`: the one decode path, also for values whose
-/// type is known only at run time (the property tests' dynamic schemas).
-pub(crate) fn decode_seeded<S, T>(bytes: &[u8], limit: usize, seed: S) -> Result<T, DecodeError>
+/// [`decode_value`] with the payload read by `seed` into at most `max_decoded` bytes of memory:
+/// the one decode path, also for values whose type is known only at run time (the property
+/// tests' dynamic schemas).
+pub(crate) fn decode_seeded<S, T>(
+    bytes: &[u8],
+    limit: usize,
+    max_decoded: usize,
+    seed: S,
+) -> Result<T, DecodeError>
+where
+    S: for<'de> DeserializeSeed<'de, Value = T>,
+    T: Serialize,
+{
+    decode_counted(bytes, limit, seed, &Tally::new(max_decoded))
+}
+
+/// [`decode_seeded`], counting on `tally` (which the tests read afterwards).
+fn decode_counted<S, T>(
+    bytes: &[u8],
+    limit: usize,
+    seed: S,
+    tally: &Tally,
+) -> Result<T, DecodeError>
 where
     S: for<'de> DeserializeSeed<'de, Value = T>,
     T: Serialize,
@@ -386,18 +458,19 @@ where
     if size > limit {
         return Err(DecodeError::TooLarge { size, limit });
     }
+    tally.allow_elements(payload_len);
     let codec = header.codec;
     #[cfg(feature = "compression")]
     let value = if header.flags & FLAG_LZ4 != 0 {
         let _permit = (payload_len >= BUDGETED_BYTES)
             .then(|| DECOMPRESSING.admit(payload_len, limit.saturating_mul(BUDGET_VALUES)));
         let plain = decompress(payload, payload_len)?;
-        codec.decode(&plain, seed)?
+        codec.decode(&plain, seed, tally)?
     } else {
-        codec.decode(payload, seed)?
+        codec.decode(payload, seed, tally)?
     };
     #[cfg(not(feature = "compression"))]
-    let value = codec.decode(payload, seed)?;
+    let value = codec.decode(payload, seed, tally)?;
     let decoded = fingerprint::of(&value, codec.human_readable())
         .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     if decoded != header.shape {
@@ -730,13 +803,17 @@ mod tests {
             decode_value::<String>(&bytes, LIMIT),
             Err(DecodeError::Corrupt(_))
         ));
-        // u64::MAX elements: would overflow a capacity computation without the limit.
+        // u64::MAX elements: would overflow a capacity computation without the limit; refused
+        // as more elements than the payload holds before the codec sees them.
         let mut bytes = header(encode_value(CodecKind::Bincode, &Vec::<u8>::new()).unwrap());
         bytes.push(0xFD);
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(
             decode_value::<Vec<u8>>(&bytes, LIMIT),
-            Err(DecodeError::Corrupt(_))
+            Err(DecodeError::OverBound {
+                what: Bound::Elements,
+                ..
+            })
         ));
     }
 

@@ -5,6 +5,8 @@
 //! - In process: a `#[cached]` hit allocates what decoding its value allocates, plus the key.
 //! - Through Redis: `Cache::get` allocates no more than the bare client's GET plus the same
 //!   decode.
+//! - A string whose length prefix claims 500 MiB in a 30-byte payload is refused without a
+//!   block of that size ever being allocated.
 //!
 //! One test, because dhat counts for the whole process and only one profiler may run at a time.
 
@@ -115,5 +117,41 @@ async fn a_hit_allocates_its_value_and_its_key_and_nothing_else() {
     assert!(
         get <= bare + 0.05,
         "Cache::get through Redis allocated {get} blocks, the bare client's GET and decode {bare}"
+    );
+
+    // 500 MiB claimed (a varint: 0xFC, then a u32) in a 30-byte payload: under the codec's
+    // 512 MiB cap on claims, so only the bytes that remain can refuse it, before allocating.
+    let mut forged = cache_core::codec::encode_value(cache_core::codec::CodecKind::Bincode, "")
+        .unwrap()[..cache_core::codec::HEADER_LEN]
+        .to_vec();
+    forged.push(0xFC);
+    forged.extend_from_slice(&(500u32 << 20).to_le_bytes());
+    forged.extend_from_slice(&[b'a'; 25]);
+    let before = dhat::HeapStats::get();
+    for _ in 0..16 {
+        assert!(cache_core::codec::decode_value::<String>(black_box(&forged), usize::MAX).is_err());
+        assert!(cache_core::codec::decode_value::<Vec<String>>(
+            black_box(
+                &[
+                    &forged[..cache_core::codec::HEADER_LEN],
+                    &[1],
+                    &forged[cache_core::codec::HEADER_LEN..]
+                ]
+                .concat()
+            ),
+            usize::MAX
+        )
+        .is_err());
+    }
+    let after = dhat::HeapStats::get();
+    let peak = after.max_bytes.saturating_sub(before.curr_bytes);
+    eprintln!(
+        "forged 500 MiB string claims: heap peak {} KiB above the bytes live before",
+        peak >> 10
+    );
+    assert!(
+        after.max_bytes == before.max_bytes || peak < 1 << 20,
+        "decoding a forged string claim raised the heap's peak to {} MiB above what was live",
+        peak >> 20
     );
 }

@@ -32,6 +32,7 @@ pub struct CacheConfigBuilder {
     replay_hold: Option<Duration>,
     read_batch: Option<usize>,
     max_value_bytes: Option<usize>,
+    max_decoded_bytes: Option<usize>,
     compress_min_bytes: Option<usize>,
     offload_min_bytes: Option<usize>,
     verify_keys: Option<KeyCheck>,
@@ -63,6 +64,7 @@ impl fmt::Debug for CacheConfigBuilder {
             .field("replay_hold", &self.replay_hold)
             .field("read_batch", &self.read_batch)
             .field("max_value_bytes", &self.max_value_bytes)
+            .field("max_decoded_bytes", &self.max_decoded_bytes)
             .field("compress_min_bytes", &self.compress_min_bytes)
             .field("offload_min_bytes", &self.offload_min_bytes)
             .field("verify_keys", &self.verify_keys)
@@ -190,6 +192,14 @@ impl CacheConfigBuilder {
         self
     }
 
+    /// The most memory a value read from the cache may take once decoded, counted as the size
+    /// of each element of its sequences and maps plus the length of its strings; at least
+    /// [`max_value_bytes`](Self::max_value_bytes). A value over it is a corrupt miss.
+    pub fn max_decoded_bytes(mut self, bytes: usize) -> Self {
+        self.max_decoded_bytes = Some(bytes);
+        self
+    }
+
     /// LZ4-compress encoded values of at least `bytes` (feature `compression`); 0 never does.
     pub fn compress_min_bytes(mut self, bytes: usize) -> Self {
         self.compress_min_bytes = Some(bytes);
@@ -308,6 +318,17 @@ impl CacheConfigBuilder {
                 Some("0"),
             ));
         }
+        // Unset, it follows a largest value above its default.
+        let max_decoded_bytes = self
+            .max_decoded_bytes
+            .unwrap_or(d.max_decoded_bytes.max(max_value_bytes));
+        if max_decoded_bytes < max_value_bytes {
+            return Err(ConfigError::new(
+                "CACHE_MAX_DECODED_BYTES",
+                "a whole number of bytes, at least CACHE_MAX_VALUE_BYTES",
+                Some(&max_decoded_bytes.to_string()),
+            ));
+        }
         let compress_min_bytes = self.compress_min_bytes.unwrap_or(d.compress_min_bytes);
         if compress_min_bytes > 0 && !cfg!(feature = "compression") {
             return Err(ConfigError::new(
@@ -333,6 +354,7 @@ impl CacheConfigBuilder {
             replay_hold: self.replay_hold.unwrap_or(d.replay_hold),
             read_batch,
             max_value_bytes,
+            max_decoded_bytes,
             compress_min_bytes,
             offload_min_bytes: self.offload_min_bytes.unwrap_or(d.offload_min_bytes),
             verify_keys: self.verify_keys.unwrap_or(d.verify_keys),

@@ -104,7 +104,7 @@ fn none() -> String {
 }
 
 /// Every variable [`CacheConfig::from_lookup`] reads: its name, default and reader.
-pub(super) const VARIABLES: [Variable; 29] = [
+pub(super) const VARIABLES: [Variable; 30] = [
     Variable {
         name: "REDIS_URL",
         default: || code(defaults::URL),
@@ -242,6 +242,14 @@ pub(super) const VARIABLES: [Variable; 29] = [
         read: Read::Setting(|b, name, v| {
             let n = parse_positive(name, v)?;
             Ok(b.max_value_bytes(usize::try_from(n).unwrap_or(usize::MAX)))
+        }),
+    },
+    Variable {
+        name: "CACHE_MAX_DECODED_BYTES",
+        default: || code(defaults::MAX_DECODED_BYTES),
+        read: Read::Setting(|b, name, v| {
+            let n = parse_positive(name, v)?;
+            Ok(b.max_decoded_bytes(usize::try_from(n).unwrap_or(usize::MAX)))
         }),
     },
     Variable {

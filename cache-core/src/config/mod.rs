@@ -86,6 +86,7 @@ pub struct CacheConfig {
     replay_hold: Duration,
     read_batch: usize,
     max_value_bytes: usize,
+    max_decoded_bytes: usize,
     compress_min_bytes: usize,
     offload_min_bytes: usize,
     verify_keys: KeyCheck,
@@ -129,6 +130,7 @@ mod defaults {
     /// batch carried about 30 keys on average.
     pub const READ_BATCH: usize = 64;
     pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
+    pub const MAX_DECODED_BYTES: usize = crate::codec::DEFAULT_MAX_DECODED_BYTES;
     pub const COMPRESS_MIN_BYTES_WITH_FEATURE: usize = 8 * 1024;
     /// 0 (never) without the `compression` feature.
     pub const COMPRESS_MIN_BYTES: usize = if cfg!(feature = "compression") {
@@ -161,6 +163,7 @@ impl Default for CacheConfig {
             replay_hold: Duration::from_secs(defaults::REPLAY_HOLD_SECS),
             read_batch: defaults::READ_BATCH,
             max_value_bytes: defaults::MAX_VALUE_BYTES,
+            max_decoded_bytes: defaults::MAX_DECODED_BYTES,
             compress_min_bytes: defaults::COMPRESS_MIN_BYTES,
             offload_min_bytes: defaults::OFFLOAD_MIN_BYTES,
             verify_keys: KeyCheck::Warn,
@@ -265,6 +268,12 @@ impl CacheConfig {
         self.max_value_bytes
     }
 
+    /// The most memory a value read from the cache may take once decoded
+    /// (`CACHE_MAX_DECODED_BYTES`); at least [`max_value_bytes`](Self::max_value_bytes).
+    pub fn max_decoded_bytes(&self) -> usize {
+        self.max_decoded_bytes
+    }
+
     /// Encoded values of at least this many bytes are LZ4-compressed (`CACHE_COMPRESS_MIN_BYTES`,
     /// feature `compression`); 0 never compresses.
     pub fn compress_min_bytes(&self) -> usize {
@@ -283,7 +292,8 @@ impl CacheConfig {
 
     /// How values are written and read under this configuration.
     pub(crate) fn envelope(&self) -> Envelope {
-        let envelope = Envelope::new(self.codec, self.max_value_bytes);
+        let envelope = Envelope::new(self.codec, self.max_value_bytes)
+            .max_decoded_bytes(self.max_decoded_bytes);
         #[cfg(feature = "compression")]
         let envelope = envelope.compress_from(self.compress_min_bytes);
         envelope

@@ -47,6 +47,7 @@ fn every_variable_is_read() {
         ("CACHE_BREAKER_THRESHOLD", "0"),
         ("CACHE_BREAKER_PROBE_INTERVAL", "0.1"),
         ("CACHE_MAX_VALUE_BYTES", "1024"),
+        ("CACHE_MAX_DECODED_BYTES", "4096"),
         ("CACHE_OFFLOAD_MIN_BYTES", "0"),
         ("CACHE_READ_BATCH", "1"),
         ("CACHE_LEASE_TTL", "4"),
@@ -72,6 +73,7 @@ fn every_variable_is_read() {
     assert_eq!(c.breaker_threshold(), 0);
     assert_eq!(c.breaker_probe_interval(), Duration::from_millis(100));
     assert_eq!(c.max_value_bytes(), 1024);
+    assert_eq!(c.max_decoded_bytes(), 4096);
     assert_eq!(c.offload_min_bytes(), 0);
     assert_eq!(c.read_batch(), 1);
     assert_eq!(c.lease_ttl(), Duration::from_secs(4));
@@ -193,6 +195,12 @@ fn every_bad_value_names_its_variable() {
         ("CACHE_LEASE_LIVENESS", "12.5", "below CACHE_LEASE_TTL"),
         ("CACHE_MAX_VALUE_BYTES", "0", "at least 1"),
         ("CACHE_MAX_VALUE_BYTES", "16MB", "at least 1"),
+        (
+            "CACHE_MAX_DECODED_BYTES",
+            "1000",
+            "at least CACHE_MAX_VALUE_BYTES",
+        ),
+        ("CACHE_MAX_DECODED_BYTES", "0", "at least 1"),
         ("CACHE_READ_BATCH", "0", "at least 1"),
         ("CACHE_READ_BATCH", "many", "at least 1"),
         ("CACHE_OFFLOAD_MIN_BYTES", "-1", "whole number of bytes"),
@@ -460,4 +468,19 @@ fn the_configuration_chapter_lists_every_variable_with_its_default_and_no_other(
             "{name} is in docs/src/configuration.md but not read"
         );
     }
+}
+
+#[test]
+fn the_decoded_bound_is_never_below_the_largest_value() {
+    let c = from(&[]).unwrap();
+    assert_eq!(c.max_decoded_bytes(), 256 << 20);
+    // Unset, it follows a largest value above its default; set below it, it is refused.
+    let c = from(&[("CACHE_MAX_VALUE_BYTES", "1073741824")]).unwrap();
+    assert_eq!(c.max_decoded_bytes(), 1 << 30);
+    let err = from(&[
+        ("CACHE_MAX_VALUE_BYTES", "1073741824"),
+        ("CACHE_MAX_DECODED_BYTES", "268435456"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.variable, "CACHE_MAX_DECODED_BYTES");
 }

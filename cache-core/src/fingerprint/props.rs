@@ -1125,13 +1125,13 @@ fn check(codec: CodecKind, cases: u32) -> Tally {
             encode_value(codec, &original).map_err(|e| TestCaseError::fail(e.to_string()))?;
         // Unchanged, it reads back as it was written (JSON spells `Some(())` and `None` alike,
         // so there a miss is possible too, but never another value).
-        match decode_seeded(&bytes, usize::MAX, Seed(&schema)) {
+        match decode_seeded(&bytes, usize::MAX, usize::MAX, Seed(&schema)) {
             Ok(same) => prop_assert_eq!(events(&same), events(&original)),
             Err(e) => prop_assert!(codec != CodecKind::Bincode, "{}", e),
         }
         let changed = edited(&schema, &mut rng);
         let mut tally = tally.borrow_mut();
-        match decode_seeded(&bytes, usize::MAX, Seed(&changed)) {
+        match decode_seeded(&bytes, usize::MAX, usize::MAX, Seed(&changed)) {
             Ok(decoded) => {
                 tally.hits += 1;
                 prop_assert_eq!(
