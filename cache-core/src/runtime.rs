@@ -77,36 +77,47 @@ impl Drop for IoRuntime {
     }
 }
 
-/// Runs `future` so that tokio's timers and `spawn` work in it even when it is polled outside
-/// any tokio runtime (another executor, a plain thread): each poll then enters the context of
-/// the runtime `fallback` names, whose thread drives the timers. Inside a runtime it is `future`
-/// itself, and `fallback` is not called.
-pub(crate) async fn within<'h, F: Future>(
-    fallback: impl FnOnce() -> Option<&'h Handle>,
-    future: F,
-) -> F::Output {
-    if Handle::try_current().is_ok() {
-        return future.await;
+/// The runtime whose context a call must enter, when it is polled outside any tokio runtime
+/// (another executor, a plain thread): `fallback`'s, whose thread drives the timers. `None`
+/// inside a runtime, where `fallback` is not called.
+pub(crate) fn outside<'h>(fallback: impl FnOnce() -> Option<&'h Handle>) -> Option<Handle> {
+    // A task id is a thread-local read; `Handle::try_current` clones the runtime's handle (an
+    // atomic count that every worker shares), so it is asked only outside a task (`block_on`).
+    if tokio::task::try_id().is_some() || Handle::try_current().is_ok() {
+        return None;
     }
-    match fallback() {
-        Some(handle) => {
-            Entered {
-                handle: handle.clone(),
-                future: std::pin::pin!(future),
-            }
-            .await
+    fallback().cloned()
+}
+
+/// Awaits `$future` within the context of the runtime [`outside`] names for `$policy`'s timers
+/// when there is no current one, boxed so that this rare path takes no room in the future of
+/// the common one; as it is otherwise.
+macro_rules! anywhere {
+    ($policy:expr, $future:expr) => {
+        match $crate::runtime::outside(|| $policy.timers()) {
+            Some(handle) => $crate::runtime::Entered::new(handle, $future).await,
+            None => $future.await,
         }
-        None => future.await,
+    };
+}
+pub(crate) use anywhere;
+
+/// A future polled inside a runtime's context ([`anywhere`]).
+pub(crate) struct Entered<F> {
+    handle: Handle,
+    future: std::pin::Pin<Box<F>>,
+}
+
+impl<F: Future> Entered<F> {
+    pub(crate) fn new(handle: Handle, future: F) -> Self {
+        Entered {
+            handle,
+            future: Box::pin(future),
+        }
     }
 }
 
-/// A future polled inside a runtime's context ([`within`]).
-struct Entered<'f, F> {
-    handle: Handle,
-    future: std::pin::Pin<&'f mut F>,
-}
-
-impl<F: Future> Future for Entered<'_, F> {
+impl<F: Future> Future for Entered<F> {
     type Output = F::Output;
 
     fn poll(

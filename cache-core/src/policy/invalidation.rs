@@ -67,7 +67,7 @@ impl Policy {
                 |s| async move { on_store!(s, |b| b.delete(keys).await) },
             )
         });
-        let result = crate::runtime::within(|| self.timers(), delete).await;
+        let result = crate::runtime::anywhere!(self, delete);
         let at = At::of_keys(keys);
         match result {
             Ok(removed) => {
@@ -98,7 +98,7 @@ impl Policy {
                 on_store!(s, |b| b.clear_pattern(pattern).await)
             })
         });
-        let result = crate::runtime::within(|| self.timers(), clear).await;
+        let result = crate::runtime::anywhere!(self, clear);
         let at = At::Pattern(pattern);
         match result {
             Ok(removed) => {
@@ -214,7 +214,7 @@ impl Policy {
     /// Replays the pending invalidations until none is left or `deadline` has passed, then
     /// reports (and logs at error, and counts) those that could not be delivered.
     pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
-        crate::runtime::within(|| self.timers(), self.deliver_pending(deadline)).await
+        crate::runtime::anywhere!(self, self.deliver_pending(deadline))
     }
 
     /// [`shutdown`](Self::shutdown) within a runtime's context.

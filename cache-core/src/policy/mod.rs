@@ -275,7 +275,7 @@ impl Policy {
             tokio::task::coop::consume_budget().await;
             return Err(CacheError::CircuitOpen);
         }
-        let result = crate::runtime::within(|| self.timers(), call(store)).await;
+        let result = crate::runtime::anywhere!(self, call(store));
         self.follow_lineage(store);
         let outcome = match &result {
             Err(CacheError::Timeout(_)) => breaker::Outcome::TimedOut,
@@ -470,7 +470,7 @@ impl Policy {
     /// breaker and wakes the replay of pending invalidations.
     pub(crate) async fn health(&self) -> HealthReport {
         let mut report = match &self.store {
-            Some(Store::Redis(b)) => crate::runtime::within(|| self.timers(), b.health()).await,
+            Some(Store::Redis(b)) => crate::runtime::anywhere!(self, b.health()),
             Some(Store::Memory(b)) => b.health().await,
             None => HealthReport {
                 uptime_seconds: Some(self.created.elapsed().as_secs()),

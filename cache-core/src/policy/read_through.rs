@@ -108,12 +108,13 @@ impl Policy {
             body_ms = tracing::field::Empty,
         );
         // Polled outside any runtime (another executor), its timers and tasks use the cache's.
-        let timers = || self.timers();
         if span.is_disabled() {
-            crate::runtime::within(timers, self.check_then_compute(key, plan, body)).await
+            crate::runtime::anywhere!(self, self.check_then_compute(key, plan, body))
         } else {
-            let instrumented = self.check_then_compute(key, plan, body).instrument(span);
-            crate::runtime::within(timers, instrumented).await
+            crate::runtime::anywhere!(
+                self,
+                self.check_then_compute(key, plan, body).instrument(span)
+            )
         }
     }
 
