@@ -110,6 +110,9 @@ pub(crate) enum Outcome {
     Done(Option<Bytes>),
     /// The leader was still running when the bound passed.
     TimedOut,
+    /// The leader published a value it read from Redis by a request sent before this waiter
+    /// joined: read the cache again rather than take it.
+    Late,
 }
 
 /// For each task that waits on flights, the tasks leading them (one entry per wait).
@@ -291,8 +294,9 @@ impl Leader<'_> {
     }
 
     /// Ends the flight with a value read from Redis by a request sent at `sent`, rather than one
-    /// this leader stored: the waiters that joined after `sent` get nothing. That read may have
-    /// run before an invalidation (in another process) that returned before they joined.
+    /// this leader stored: the waiters that joined after `sent` are told to read again
+    /// ([`Outcome::Late`]). That read may have run before an invalidation (in another process)
+    /// that returned before they joined.
     pub(crate) fn publish_read(self, value: Bytes, sent: Instant) {
         self.end(Some(value), Some(sent));
     }
@@ -332,7 +336,7 @@ impl Waiter {
             .wait_for(|state| matches!(state, State::Done(..)));
         match tokio::time::timeout(bound, done).await {
             Ok(Ok(state)) => match &*state {
-                State::Done(_, Some(sent)) if joined > *sent => Outcome::Done(None),
+                State::Done(Some(_), Some(sent)) if joined > *sent => Outcome::Late,
                 State::Done(value, _) => Outcome::Done(value.clone()),
                 State::Running => Outcome::Done(None),
             },
@@ -369,6 +373,7 @@ mod tests {
         match waiter.outcome(Duration::from_secs(60)).await {
             Outcome::Done(value) => value,
             Outcome::TimedOut => panic!("the leader published nothing within a minute"),
+            Outcome::Late => panic!("a value read before the waiter joined"),
         }
     }
 

@@ -6,7 +6,7 @@
 //! 2. **Single flight** in this cache: the first caller of a cold key leads; the others wait for
 //!    the bytes it stored (or read: another process's value, which only the waiters that joined
 //!    before the read was sent may take, since it may predate an invalidation that returned
-//!    before the others joined), or, when it has none to share (an `Err`, an uncached `None`, a panic, a
+//!    before the others joined; those read the cache again), or, when it has none to share (an `Err`, an uncached `None`, a panic, a
 //!    cancellation, a refused store), run their own bodies at once, as they would without a cache.
 //!    A call for a key that its own task is computing (a recursive body) runs its body directly,
 //!    and so does a call whose wait would close a cycle of tasks waiting on each other (crossed
@@ -208,6 +208,14 @@ impl Policy {
                 }
             }
             Outcome::Done(None) => {}
+            Outcome::Late => {
+                // The leader's value was read before this call began: read it again.
+                if let Read::Value(bytes) = self.read(key, At::Key(key)).await {
+                    if let Some(stored) = self.decode::<P::Stored>(key, At::Key(key), &bytes) {
+                        return plan.load(stored);
+                    }
+                }
+            }
             Outcome::TimedOut => {
                 // The leader may be waiting, out of sight, for this very call (a body that
                 // spawned it and awaits it): compute, without storing.
