@@ -397,6 +397,17 @@ impl RedisPool {
         (i, &clients[i])
     }
 
+    /// Runs `script`, one of those that look at the value under `key` but not at a lease marker
+    /// ([`EXISTS_VALUE`], [`PTTL_OF_VALUE`]), and vouches for the node that answered.
+    async fn about_value(&self, script: &Script, key: &str) -> Result<i64, CacheError> {
+        let (i, client) = self.connected();
+        let answer: i64 = self
+            .bounded(script.evalsha_with_reload(client, key, marker_shape()))
+            .await?;
+        self.vouch(i).await?;
+        Ok(answer)
+    }
+
     /// Asks the nodes who they are as soon as a client connects (again), so that a node that
     /// lost writes is noticed even while nothing reads: a task per client on the pool's runtime,
     /// which ends with the pool or its runtime.
@@ -643,28 +654,12 @@ impl Backend for RedisPool {
                 .map_err(|e| self.error(e))?;
             return Ok(n > 0);
         }
-        let (i, client) = self.connected();
-        let n: i64 = self
-            .bounded(
-                SCRIPTS
-                    .exists_value
-                    .evalsha_with_reload(client, key, marker_shape()),
-            )
-            .await?;
-        self.vouch(i).await?;
+        let n = self.about_value(&SCRIPTS.exists_value, key).await?;
         Ok(n > 0)
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-        let (i, client) = self.connected();
-        let ms: i64 = self
-            .bounded(
-                SCRIPTS
-                    .pttl_of_value
-                    .evalsha_with_reload(client, key, marker_shape()),
-            )
-            .await?;
-        self.vouch(i).await?;
+        let ms = self.about_value(&SCRIPTS.pttl_of_value, key).await?;
         // -2: no such key (or a lease marker); -1: no expiry.
         Ok(u64::try_from(ms).ok().map(Duration::from_millis))
     }
