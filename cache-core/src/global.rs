@@ -17,6 +17,14 @@ use crate::{Cache, CacheConfig, CacheError};
 
 static GLOBAL: OnceLock<Cache> = OnceLock::new();
 
+/// Invalidations made while the process-wide cache could not be set up (failing loudly with
+/// Redis down at first use): nothing to keep them in yet, so they wait here, and the cache that
+/// comes up makes them pending (its reads of the keys they cover are misses until they are
+/// replayed). At most [`MAX_ORPHANED`]; past it, each is logged at error and dropped.
+static ORPHANED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The most invalidations kept before the process-wide cache exists.
+const MAX_ORPHANED: usize = 10_000;
+
 /// One setup of the process-wide cache, awaited by every caller that arrives while it runs.
 type Attempt = Shared<BoxFuture<'static, Result<Cache, CacheError>>>;
 
@@ -56,6 +64,22 @@ pub(crate) fn initialized() -> Option<&'static Cache> {
     GLOBAL.get()
 }
 
+/// Keeps invalidations that found no process-wide cache (see [`ORPHANED`]).
+pub(crate) fn keep_orphaned(patterns: &[String]) {
+    let mut orphaned = ORPHANED.lock().unwrap_or_else(PoisonError::into_inner);
+    for pattern in patterns {
+        if orphaned.len() < MAX_ORPHANED {
+            orphaned.push(pattern.clone());
+        } else {
+            tracing::error!(
+                space = crate::telemetry::At::Pattern(pattern).space(),
+                "invalidation lost: no cache could be set up and {MAX_ORPHANED} invalidations \
+                 already wait for one; the keys it covers may serve old values until they expire"
+            );
+        }
+    }
+}
+
 /// `cache` when it was made from `config`.
 fn same_config(cache: &Cache, config: &CacheConfig) -> Result<Cache, CacheError> {
     if cache.config() == config {
@@ -77,6 +101,10 @@ async fn setup(config: CacheConfig) -> Result<Cache, CacheError> {
                     crate::registry::apply(config.verify_keys()).map_err(CacheError::KeySpaces)?;
                     let cache = Cache::new(config).await?;
                     let global = GLOBAL.get_or_init(|| cache);
+                    let orphaned = std::mem::take(
+                        &mut *ORPHANED.lock().unwrap_or_else(PoisonError::into_inner),
+                    );
+                    global.policy().adopt_pending(&orphaned);
                     crate::shutdown::watch_exit(global);
                     Ok(global.clone())
                 }

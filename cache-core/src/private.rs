@@ -401,7 +401,11 @@ where
     let cache = match global_cache().await {
         Ok(cache) => cache,
         Err(error) => {
-            return fail(route, "", "no cache; nothing invalidated", error).unwrap_or(ret)
+            // Kept for the cache that comes up later, which replays it before serving the keys
+            // it covers.
+            crate::global::keep_orphaned(patterns);
+            let what = "no cache yet; the invalidation is kept for when Redis answers";
+            return fail(route, "", what, error).unwrap_or(ret);
         }
     };
     match cache.policy().invalidate(patterns, allow_all).await {

@@ -159,6 +159,16 @@ impl Policy {
         }
     }
 
+    /// Makes `globs` pending: invalidations made before this cache existed, that could not
+    /// reach Redis then.
+    pub(crate) fn adopt_pending(&self, globs: &[String]) {
+        let error =
+            CacheError::Connection("made before the cache could connect to Redis".to_owned());
+        for glob in globs {
+            self.keep(self.pending.add(glob), At::Pattern(glob), &error);
+        }
+    }
+
     /// Keeps an invalidation that failed for replay, or reports that it could not.
     pub(super) fn keep(&self, added: Added, at: At<'_>, error: &CacheError) {
         match added {
