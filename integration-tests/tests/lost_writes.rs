@@ -171,7 +171,7 @@ async fn an_invalidation_a_promoted_replica_never_received_is_made_again() {
 
     // The replica misses the delete: frozen while the primary acknowledges it, then the
     // primary is killed before it could send it.
-    let killed = tokio::task::block_in_place(|| {
+    tokio::task::block_in_place(|| {
         let pid = group.server(heir).pid().unwrap().to_string();
         let stopped = std::process::Command::new("kill")
             .args(["-STOP", &pid])
@@ -183,10 +183,15 @@ async fn an_invalidation_a_promoted_replica_never_received_is_made_again() {
             group.server(victim).cmd("CLIENT KILL TYPE replica"),
             Reply::Integer(1)
         );
-        let deleted = futures_block(cache.delete(["promo:item"]));
+    });
+    assert_eq!(
+        cache.delete(["promo:item"]).await,
+        Ok(1),
+        "the primary acknowledged the delete"
+    );
+    let killed = tokio::task::block_in_place(|| {
         group.kill(victim);
         group.server(heir).resume();
-        assert_eq!(deleted, Ok(1), "the primary acknowledged the delete");
         Instant::now()
     });
 
@@ -230,10 +235,4 @@ async fn an_invalidation_a_promoted_replica_never_received_is_made_again() {
         "promoted after {:?}, {reads} reads, none served the old value; {stats:?}",
         promoted.unwrap_or_default()
     );
-}
-
-/// Runs a future to completion from a thread that blocks in place (the harness' calls are
-/// blocking): the delete must happen between the freeze and the kill.
-fn futures_block<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Handle::current().block_on(future)
 }

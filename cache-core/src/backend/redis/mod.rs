@@ -397,6 +397,19 @@ impl RedisPool {
         (i, &clients[i])
     }
 
+    /// Runs `script`, one of the `*_IF_HOLDS` scripts, which answer 1 when the key held what
+    /// they were given and they acted, 0 otherwise.
+    async fn if_holds(
+        &self,
+        script: &Script,
+        key: &str,
+        args: Vec<Value>,
+    ) -> Result<i64, CacheError> {
+        let client = self.pool.next_connected();
+        self.bounded(script.evalsha_with_reload(client, key, args))
+            .await
+    }
+
     /// Runs `script`, one of those that look at the value under `key` but not at a lease marker
     /// ([`EXISTS_VALUE`], [`PTTL_OF_VALUE`]), and vouches for the node that answered.
     async fn about_value(&self, script: &Script, key: &str) -> Result<i64, CacheError> {
@@ -691,29 +704,17 @@ impl Backend for RedisPool {
         value: Bytes,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
-        let client = self.pool.next_connected();
         let args: Vec<Value> = vec![
             Value::Bytes(marker.clone()),
             Value::Bytes(value),
             millis(ttl).into(),
         ];
-        let stored: i64 = self
-            .bounded(SCRIPTS.set_if_holds.evalsha_with_reload(client, key, args))
-            .await?;
-        Ok(stored == 1)
+        Ok(self.if_holds(&SCRIPTS.set_if_holds, key, args).await? == 1)
     }
 
     async fn delete_if_holds(&self, key: &str, expected: &Bytes) -> Result<bool, CacheError> {
-        let client = self.pool.next_connected();
-        let args: Vec<Value> = vec![Value::Bytes(expected.clone())];
-        let removed: i64 = self
-            .bounded(
-                SCRIPTS
-                    .delete_if_holds
-                    .evalsha_with_reload(client, key, args),
-            )
-            .await?;
-        Ok(removed == 1)
+        let args = vec![Value::Bytes(expected.clone())];
+        Ok(self.if_holds(&SCRIPTS.delete_if_holds, key, args).await? == 1)
     }
 
     async fn renew_if_holds(
@@ -722,16 +723,8 @@ impl Backend for RedisPool {
         marker: &Bytes,
         liveness: Duration,
     ) -> Result<bool, CacheError> {
-        let client = self.pool.next_connected();
-        let args: Vec<Value> = vec![Value::Bytes(marker.clone()), millis(liveness).into()];
-        let renewed: i64 = self
-            .bounded(
-                SCRIPTS
-                    .renew_if_holds
-                    .evalsha_with_reload(client, key, args),
-            )
-            .await?;
-        Ok(renewed == 1)
+        let args = vec![Value::Bytes(marker.clone()), millis(liveness).into()];
+        Ok(self.if_holds(&SCRIPTS.renew_if_holds, key, args).await? == 1)
     }
 
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
