@@ -347,21 +347,20 @@ fn poll_outside_tokio<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
+/// A cache made on a runtime that is gone once this returns.
+#[tokio::main(flavor = "current_thread")]
+async fn cache_on_a_runtime_that_ends(url: String) -> Cache {
+    Cache::new(CacheConfig::builder().url(url).build().unwrap())
+        .await
+        .unwrap()
+}
+
 /// Calls polled outside any tokio runtime (another executor, a plain thread): a miss computes
 /// and stores, the next call hits, an invalidation applies; nothing panics.
 #[test]
 fn a_cache_works_when_polled_outside_any_tokio_runtime() {
     let server = RedisServer::start();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let cache = runtime
-        .block_on(Cache::new(
-            CacheConfig::builder().url(server.url()).build().unwrap(),
-        ))
-        .unwrap();
-    drop(runtime);
+    let cache = cache_on_a_runtime_that_ends(server.url());
     let memory = poll_outside_tokio(Cache::new(
         CacheConfig::builder().memory(1 << 20).build().unwrap(),
     ))

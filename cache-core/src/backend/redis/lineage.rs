@@ -69,10 +69,15 @@ impl Incarnation {
     }
 }
 
+/// The most node addresses remembered: a deployment has a handful, and addresses change only
+/// with failovers and reshards. Past it, only the nodes of the latest look are kept (those
+/// forgotten count as never seen, which replays: safe, and rare).
+const MAX_NODES: usize = 1024;
+
 /// The incarnations of the nodes a backend's pools reach, shared by those pools.
 #[derive(Debug, Default)]
 pub(crate) struct Lineage {
-    /// By node address.
+    /// By node address, at most [`MAX_NODES`].
     known: Mutex<HashMap<String, Incarnation>>,
     /// How many times a node was found to be another incarnation than the one known.
     changes: AtomicU64,
@@ -98,6 +103,9 @@ impl Lineage {
     fn observe(&self, nodes: Vec<(String, Incarnation)>) {
         let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
         let baseline = known.is_empty();
+        if known.len() + nodes.len() > MAX_NODES {
+            known.retain(|address, _| nodes.iter().any(|(seen, _)| seen == address));
+        }
         let mut changed = false;
         for (address, incarnation) in nodes {
             let before = known.insert(address.clone(), incarnation.clone());
