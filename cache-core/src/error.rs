@@ -102,6 +102,12 @@ pub enum CacheError {
         /// Why it stopped (CACHE_CLEAR_TIMEOUT, or a failure).
         reason: String,
     },
+    /// The invalidation reached the primary, but not every copy it was asked to wait for
+    /// (`CACHE_INVALIDATION_REPLICAS`, `CACHE_INVALIDATION_FSYNC`) acknowledged it in time: a
+    /// failover or restart could still undo it. It is kept and replayed until they do, and its
+    /// keys are misses in this process until then.
+    #[error("the invalidation is not durable yet: {0}")]
+    NotDurable(String),
     /// `init` was called after the process-wide cache was already set up.
     #[error("the process-wide cache is already initialized")]
     AlreadyInitialized,
@@ -136,6 +142,7 @@ impl CacheError {
             CacheError::CircuitOpen => "circuit_open",
             CacheError::ValueTooLarge { .. } => "value_too_large",
             CacheError::Incomplete { .. } => "incomplete",
+            CacheError::NotDurable(_) => "not_durable",
             CacheError::AlreadyInitialized => "already_initialized",
             CacheError::KeySpaces(_) => "key_spaces",
         }

@@ -165,3 +165,44 @@ async fn health_reports_every_node_and_all_slots() {
     let json = serde_json::to_string(&report).unwrap();
     assert!(json.contains("\"nodes\":["), "{json}");
 }
+
+/// With `CACHE_INVALIDATION_REPLICAS=1`, a delete and a `clear_pattern` over keys on every
+/// primary return only once each primary's replica has them: each replica lacks its keys as
+/// soon as the call returns. (The wait is per primary, after a fence key on that primary.)
+#[tokio::test]
+async fn durable_invalidations_wait_for_the_replica_of_every_primary() {
+    let cache = Cache::new(
+        CacheConfig::builder()
+            .url(CLUSTER.url())
+            .fail_silently(false)
+            .socket_timeout(Duration::from_secs(2))
+            .invalidation_replicas(1)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let keys = keys_over_every_primary("durable", 60);
+    let replicas: BTreeSet<u16> = keys
+        .iter()
+        .map(|k| CLUSTER.replica_port_of(CLUSTER.primary_port_of(k)))
+        .collect();
+    cache
+        .set_many(keys.iter().map(|k| (k.clone(), 1u8)), None)
+        .await
+        .unwrap();
+
+    let first = &keys[..30];
+    let firsts: Vec<&str> = first.iter().map(String::as_str).collect();
+    assert_eq!(cache.delete(&firsts).await, Ok(30));
+    assert_eq!(cache.clear_pattern("durable:*").await, Ok(30));
+    for replica in replicas {
+        // KEYS has no key to redirect by: the replica answers with what it holds.
+        assert_eq!(
+            CLUSTER.command_on(replica, &["KEYS", "durable:*"]),
+            Reply::Array(Some(Vec::new())),
+            "the replica on {replica}"
+        );
+    }
+    assert_eq!(cache.stats().invalidations_pending, 0);
+}

@@ -236,3 +236,154 @@ async fn an_invalidation_a_promoted_replica_never_received_is_made_again() {
         promoted.unwrap_or_default()
     );
 }
+
+/// A primary and a replica of it, in sync.
+fn primary_and_replica() -> (RedisServer, RedisServer) {
+    // Redis waits 5 s by default before the first full sync, for more replicas to join.
+    let primary = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+    let port = primary.port().to_string();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let linked = wait_until(Duration::from_secs(10), || {
+        replica.info_field("replication", "master_link_status") == Some("up".to_owned())
+    });
+    assert!(linked, "the replica did not link to its primary");
+    (primary, replica)
+}
+
+/// A cache on `url` that fails loudly, waiting for `replicas` replicas on each invalidation.
+async fn durable_cache(url: String, replicas: u32) -> cache_core::Cache {
+    cache_core::Cache::new(
+        CacheConfig::builder()
+            .url(url)
+            .fail_silently(false)
+            .socket_timeout(Duration::from_secs(1))
+            .breaker_probe_interval(Duration::from_millis(100))
+            .invalidation_replicas(replicas)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Waits until the replica has every write the primary has.
+fn in_sync(primary: &RedisServer, replica: &RedisServer) -> bool {
+    let offset = |server: &RedisServer, field: &str| {
+        server
+            .info_field("replication", field)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let wanted = offset(primary, "master_repl_offset");
+    wait_until(Duration::from_secs(5), || {
+        offset(replica, "slave_repl_offset") >= wanted
+    })
+}
+
+/// The fault durable invalidations are for: the replica lags (here frozen) while the primary
+/// acknowledges a delete, then the primary dies and the replica takes its place with the old
+/// value. Without `CACHE_INVALIDATION_REPLICAS` the caller was told `Ok` for an invalidation that
+/// is undone; with it, the caller is told it is not durable (and the cache keeps it for replay),
+/// and once the replica answers again the replay completes it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_invalidation_returns_only_once_the_replica_has_it() {
+    let (mut primary, replica) = primary_and_replica();
+    let plain = durable_cache(primary.url(), 0).await;
+    let durable = durable_cache(primary.url(), 1).await;
+
+    // With the replica in sync, a durable delete returns Ok, and the replica has it by then.
+    durable.set("durable:0", &0u64, None).await.unwrap();
+    assert!(tokio::task::block_in_place(|| in_sync(&primary, &replica)));
+    assert_eq!(durable.delete(["durable:0"]).await, Ok(1));
+    assert_eq!(
+        tokio::task::block_in_place(|| replica.cmd("EXISTS durable:0")),
+        Reply::Integer(0),
+        "the replica acknowledged the delete before it returned"
+    );
+
+    plain.set("durable:1", &1u64, None).await.unwrap();
+    plain.set("durable:2", &2u64, None).await.unwrap();
+    assert!(tokio::task::block_in_place(|| in_sync(&primary, &replica)));
+    let frozen = replica.pause();
+
+    // Without the setting: Ok, although only the primary has the delete.
+    assert_eq!(plain.delete(["durable:1"]).await, Ok(1));
+    // With it: not durable, within the socket timeout, and kept.
+    let started = Instant::now();
+    let answer = durable.delete(["durable:2"]).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(answer, Err(cache_core::CacheError::NotDurable(ref why)) if why.contains("0 of 1 replicas")),
+        "{answer:?}"
+    );
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert_eq!(durable.stats().invalidations_pending, 1);
+    assert_eq!(
+        durable.get::<u64>("durable:2").await,
+        Ok(None),
+        "a key under a pending invalidation is a miss"
+    );
+
+    // The replica answers again: the replay makes the invalidation durable.
+    drop(frozen);
+    let replayed = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(10), || {
+            durable.stats().invalidations_pending == 0
+        })
+    });
+    assert!(replayed, "{:?}", durable.stats());
+    assert_eq!(durable.stats().invalidations_replayed, 1);
+
+    // What `Ok` without the setting was worth: the same fault once more, then the primary dies
+    // and the replica is promoted with the old value.
+    plain.set("durable:3", &3u64, None).await.unwrap();
+    assert!(tokio::task::block_in_place(|| in_sync(&primary, &replica)));
+    let frozen = replica.pause();
+    tokio::task::block_in_place(|| {
+        assert_eq!(primary.cmd("CLIENT KILL TYPE replica"), Reply::Integer(1));
+    });
+    assert_eq!(plain.delete(["durable:3"]).await, Ok(1));
+    tokio::task::block_in_place(|| {
+        // Killed before the replica runs again, so that it cannot fetch the delete.
+        primary.kill();
+        drop(frozen);
+        assert_eq!(replica.cmd("REPLICAOF NO ONE"), Reply::Status("OK".into()));
+        assert!(
+            matches!(replica.cmd("GET durable:3"), Reply::Bulk(Some(_))),
+            "the promoted replica serves the value whose delete was acknowledged"
+        );
+    });
+}
+
+/// `CACHE_INVALIDATION_FSYNC` waits with `WAITAOF`, which Redis has from 7.2 on: an older server
+/// gets an error that says so, a newer one with `appendonly yes` a durable invalidation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsynced_invalidations_need_redis_7_2() {
+    let server = RedisServer::start_with(&["--appendonly", "yes"]);
+    let version = server.info_field("server", "redis_version").unwrap();
+    let numbers: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+    let has_waitaof = numbers.as_slice() >= [7, 2].as_slice();
+    let cache = cache_core::Cache::new(
+        CacheConfig::builder()
+            .url(server.url())
+            .fail_silently(false)
+            .socket_timeout(Duration::from_secs(1))
+            .invalidation_fsync(true)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    cache.set("fsynced:1", &1u64, None).await.unwrap();
+    let answer = cache.delete(["fsynced:1"]).await;
+    if has_waitaof {
+        assert_eq!(answer, Ok(1), "Redis {version}");
+    } else {
+        assert!(
+            matches!(answer, Err(cache_core::CacheError::Redis(ref why))
+                if why.starts_with("CACHE_INVALIDATION_FSYNC needs Redis 7.2 or later")),
+            "Redis {version}: {answer:?}"
+        );
+        assert_eq!(cache.stats().invalidations_pending, 1, "kept for replay");
+    }
+}

@@ -19,7 +19,8 @@ use crate::config::BackendConfig;
 use crate::runtime::IoRuntime;
 use crate::{CacheConfig, CacheError, HealthReport};
 use memory::MemoryBackend;
-use runtimes::{PoolSettings, RedisBackend};
+use redis::{Durability, PoolSettings};
+use runtimes::RedisBackend;
 
 /// Where the bytes live.
 pub(crate) enum Store {
@@ -67,6 +68,10 @@ pub(crate) async fn connect(config: &CacheConfig) -> Result<Connected, CacheErro
                 read_batch: config.read_batch(),
                 tls: config.tls().clone(),
                 lineage: Default::default(),
+                durability: Durability {
+                    replicas: config.invalidation_replicas(),
+                    fsync: config.invalidation_fsync(),
+                },
             };
             let (backend, started) = io.run(RedisBackend::connect_home(settings)).await??;
             if started.is_ok() {

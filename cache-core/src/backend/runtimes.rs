@@ -21,47 +21,9 @@ use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use tokio::runtime::{Handle, Id};
 
-use super::redis::{Lineage, RedisPool};
+use super::redis::{PoolSettings, RedisPool};
 use super::Backend;
-use crate::config::{RedisUrl, TlsFiles};
 use crate::{CacheError, HealthReport};
-
-/// What every pool of one cache is connected with.
-#[derive(Debug, Clone)]
-pub(crate) struct PoolSettings {
-    pub(crate) url: RedisUrl,
-    pub(crate) pool_size: usize,
-    pub(crate) timeout: Duration,
-    pub(crate) clear_timeout: Duration,
-    pub(crate) read_batch: usize,
-    pub(crate) tls: TlsFiles,
-    /// Shared by every pool of the cache.
-    pub(crate) lineage: Arc<Lineage>,
-}
-
-impl PoolSettings {
-    /// Connects a pool of `size` connections on the current runtime, watching its connections
-    /// ([`RedisPool::watch_connections`]); the result of waiting for the first connection comes
-    /// with it.
-    async fn connect(
-        &self,
-        size: usize,
-    ) -> Result<(Arc<RedisPool>, Result<(), CacheError>), CacheError> {
-        let (pool, started) = RedisPool::connect(
-            self.url.clone(),
-            size,
-            self.timeout,
-            self.clear_timeout,
-            self.read_batch,
-            self.tls.clone(),
-            Arc::clone(&self.lineage),
-        )
-        .await?;
-        let pool = Arc::new(pool);
-        pool.watch_connections();
-        Ok((pool, started))
-    }
-}
 
 /// One runtime's connection attempt: its pool once the first connection came up or the timeout
 /// passed.
@@ -111,7 +73,7 @@ impl RedisBackend {
     pub(crate) async fn connect_home(
         settings: PoolSettings,
     ) -> Result<(RedisBackend, Result<(), CacheError>), CacheError> {
-        let (home, started) = settings.connect(1).await?;
+        let (home, started) = RedisPool::connect(&settings, 1).await?;
         let backend = RedisBackend {
             settings,
             home,
@@ -123,7 +85,7 @@ impl RedisBackend {
     }
 
     /// The incarnations of the nodes the cache's pools reach.
-    pub(crate) fn lineage(&self) -> &Arc<Lineage> {
+    pub(crate) fn lineage(&self) -> &Arc<super::redis::Lineage> {
         &self.settings.lineage
     }
 
@@ -158,8 +120,7 @@ impl RedisBackend {
                 .or_insert_with(|| {
                     let settings = self.settings.clone();
                     async move {
-                        settings
-                            .connect(settings.pool_size)
+                        RedisPool::connect(&settings, settings.pool_size)
                             .await
                             .map(|(pool, _started)| pool)
                     }

@@ -30,6 +30,8 @@ pub struct CacheConfigBuilder {
     clear_timeout: Option<Duration>,
     replay_window: Option<Duration>,
     replay_hold: Option<Duration>,
+    invalidation_replicas: Option<u32>,
+    invalidation_fsync: Option<bool>,
     read_batch: Option<usize>,
     max_value_bytes: Option<usize>,
     max_decoded_bytes: Option<usize>,
@@ -62,6 +64,8 @@ impl fmt::Debug for CacheConfigBuilder {
             .field("clear_timeout", &self.clear_timeout)
             .field("replay_window", &self.replay_window)
             .field("replay_hold", &self.replay_hold)
+            .field("invalidation_replicas", &self.invalidation_replicas)
+            .field("invalidation_fsync", &self.invalidation_fsync)
             .field("read_batch", &self.read_batch)
             .field("max_value_bytes", &self.max_value_bytes)
             .field("max_decoded_bytes", &self.max_decoded_bytes)
@@ -159,6 +163,20 @@ impl CacheConfigBuilder {
     /// process replays its recent invalidations (`CACHE_REPLAY_HOLD`); zero holds nothing off.
     pub fn replay_hold(mut self, hold: Duration) -> Self {
         self.replay_hold = Some(hold);
+        self
+    }
+
+    /// How many replicas of each primary an invalidation waits for before it returns
+    /// (`CACHE_INVALIDATION_REPLICAS`); 0 waits for none.
+    pub fn invalidation_replicas(mut self, replicas: u32) -> Self {
+        self.invalidation_replicas = Some(replicas);
+        self
+    }
+
+    /// Whether an invalidation waits for each primary's fsync of its append-only file before it
+    /// returns (`CACHE_INVALIDATION_FSYNC`; Redis 7.2 or later).
+    pub fn invalidation_fsync(mut self, fsync: bool) -> Self {
+        self.invalidation_fsync = Some(fsync);
         self
     }
 
@@ -352,6 +370,10 @@ impl CacheConfigBuilder {
             clear_timeout,
             replay_window: self.replay_window.unwrap_or(d.replay_window),
             replay_hold: self.replay_hold.unwrap_or(d.replay_hold),
+            invalidation_replicas: self
+                .invalidation_replicas
+                .unwrap_or(d.invalidation_replicas),
+            invalidation_fsync: self.invalidation_fsync.unwrap_or(d.invalidation_fsync),
             read_batch,
             max_value_bytes,
             max_decoded_bytes,

@@ -104,7 +104,7 @@ fn none() -> String {
 }
 
 /// Every variable [`CacheConfig::from_lookup`] reads: its name, default and reader.
-pub(super) const VARIABLES: [Variable; 30] = [
+pub(super) const VARIABLES: [Variable; 32] = [
     Variable {
         name: "REDIS_URL",
         default: || code(defaults::URL),
@@ -227,6 +227,25 @@ pub(super) const VARIABLES: [Variable; 30] = [
         name: "CACHE_REPLAY_HOLD",
         default: || code(defaults::REPLAY_HOLD_SECS),
         read: Read::Setting(|b, name, v| Ok(b.replay_hold(parse_seconds_or_zero(name, v)?))),
+    },
+    Variable {
+        name: "CACHE_INVALIDATION_REPLICAS",
+        default: || code(0),
+        read: Read::Setting(|b, name, v| {
+            let n = v.trim().parse::<u32>().map_err(|_| {
+                ConfigError::new(
+                    name,
+                    "a whole number of replicas (0: an invalidation waits for none)",
+                    Some(v),
+                )
+            })?;
+            Ok(b.invalidation_replicas(n))
+        }),
+    },
+    Variable {
+        name: "CACHE_INVALIDATION_FSYNC",
+        default: || code(false),
+        read: Read::Setting(|b, name, v| Ok(b.invalidation_fsync(parse_bool(name, v)?))),
     },
     Variable {
         name: "CACHE_READ_BATCH",

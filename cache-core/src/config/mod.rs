@@ -84,6 +84,8 @@ pub struct CacheConfig {
     clear_timeout: Duration,
     replay_window: Duration,
     replay_hold: Duration,
+    invalidation_replicas: u32,
+    invalidation_fsync: bool,
     read_batch: usize,
     max_value_bytes: usize,
     max_decoded_bytes: usize,
@@ -161,6 +163,8 @@ impl Default for CacheConfig {
             clear_timeout: Duration::from_secs(defaults::CLEAR_TIMEOUT_SECS),
             replay_window: Duration::from_secs(defaults::REPLAY_WINDOW_SECS),
             replay_hold: Duration::from_secs(defaults::REPLAY_HOLD_SECS),
+            invalidation_replicas: 0,
+            invalidation_fsync: false,
             read_batch: defaults::READ_BATCH,
             max_value_bytes: defaults::MAX_VALUE_BYTES,
             max_decoded_bytes: defaults::MAX_DECODED_BYTES,
@@ -255,6 +259,21 @@ impl CacheConfig {
     /// over, while every process replays its recent invalidations (`CACHE_REPLAY_HOLD`).
     pub fn replay_hold(&self) -> Duration {
         self.replay_hold
+    }
+
+    /// How many replicas of each primary an invalidation waits for (`WAIT`) before it returns
+    /// (`CACHE_INVALIDATION_REPLICAS`; 0: none). An invalidation they do not all acknowledge
+    /// within three quarters of the socket timeout is [`CacheError::NotDurable`](crate::CacheError)
+    /// and kept for replay.
+    pub fn invalidation_replicas(&self) -> u32 {
+        self.invalidation_replicas
+    }
+
+    /// Whether an invalidation also waits for each primary to write it to its append-only file
+    /// and fsync it (`WAITAOF`, Redis 7.2 or later with `appendonly yes`;
+    /// `CACHE_INVALIDATION_FSYNC`).
+    pub fn invalidation_fsync(&self) -> bool {
+        self.invalidation_fsync
     }
 
     /// The most concurrent reads one `MGET` gathers under load (`CACHE_READ_BATCH`); 1: none

@@ -34,6 +34,7 @@ fn retryable<T>(result: &Result<T, CacheError>) -> bool {
                 | CacheError::Timeout(_)
                 | CacheError::InvalidPattern { .. }
                 | CacheError::Incomplete { .. }
+                | CacheError::NotDurable(_)
         )
     )
 }

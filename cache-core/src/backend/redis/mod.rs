@@ -25,6 +25,7 @@ use fred::types::Value;
 mod batch;
 mod clear;
 mod cluster;
+mod durable;
 mod health;
 mod lineage;
 mod topology;
@@ -33,6 +34,7 @@ use super::in_flight::{self, Expired, InFlight, Ticket};
 use super::Backend;
 use crate::config::{RedisUrl, TlsFiles};
 use crate::{CacheError, HealthReport};
+pub(crate) use durable::Durability;
 pub(crate) use lineage::Lineage;
 pub(crate) use topology::Topology;
 
@@ -93,6 +95,22 @@ fn marker_shape() -> Vec<Value> {
         Value::Bytes(Bytes::from_static(&crate::lease::PREFIX)),
         (crate::lease::MARKER_LEN as i64).into(),
     ]
+}
+
+/// What every pool of one cache is connected with.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolSettings {
+    pub(crate) url: RedisUrl,
+    /// Connections per runtime that uses the cache (`REDIS_POOL_SIZE`).
+    pub(crate) pool_size: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) clear_timeout: Duration,
+    pub(crate) read_batch: usize,
+    pub(crate) tls: TlsFiles,
+    /// Shared by every pool of the cache.
+    pub(crate) lineage: Arc<Lineage>,
+    /// What an invalidation waits for before it returns.
+    pub(crate) durability: Durability,
 }
 
 /// How many commands may be in flight on a connection before the next one goes to another.
@@ -185,6 +203,8 @@ pub(crate) struct RedisPool {
     verified: Vec<std::sync::atomic::AtomicU64>,
     /// The incarnations of the nodes, shared with the backend's other pools.
     lineage: Arc<Lineage>,
+    /// Where invalidations are made durable, when they must be.
+    fence: Option<durable::Fence>,
 }
 
 impl std::fmt::Debug for RedisPool {
@@ -199,23 +219,39 @@ impl std::fmt::Debug for RedisPool {
 }
 
 impl RedisPool {
-    /// Builds the pool and starts connecting in the background.
+    /// Builds a pool of `size` connections and starts connecting in the background, watching
+    /// its connections ([`watch_connections`](Self::watch_connections)).
     ///
-    /// Returns the backend at once, with the result of waiting up to `timeout` for the first
-    /// connections: callers decide whether a failed start is fatal.
+    /// Returns the pool at once, with the result of waiting up to the socket timeout for the
+    /// first connections: callers decide whether a failed start is fatal.
     ///
-    /// fred spawns the connection tasks on the runtime this runs on: the cache runs it on its own
-    /// ([`IoRuntime`](crate::runtime::IoRuntime)).
+    /// fred spawns the connection tasks on the runtime this runs on.
     pub(crate) async fn connect(
-        url: RedisUrl,
+        settings: &PoolSettings,
+        size: usize,
+    ) -> Result<(Arc<Self>, Result<(), CacheError>), CacheError> {
+        let (pool, started) = Self::build(settings, size).await?;
+        let pool = Arc::new(pool);
+        pool.watch_connections();
+        Ok((pool, started))
+    }
+
+    /// [`connect`](Self::connect) before its connections are watched.
+    async fn build(
+        settings: &PoolSettings,
         pool_size: usize,
-        timeout: Duration,
-        clear_timeout: Duration,
-        read_batch: usize,
-        tls: TlsFiles,
-        lineage: Arc<Lineage>,
     ) -> Result<(Self, Result<(), CacheError>), CacheError> {
-        let (url, tls) = (&url, &tls);
+        let PoolSettings {
+            url,
+            timeout,
+            clear_timeout,
+            read_batch,
+            tls,
+            lineage,
+            durability,
+            pool_size: _,
+        } = settings;
+        let (timeout, clear_timeout, read_batch) = (*timeout, *clear_timeout, *read_batch);
         let mut config = Config::from_url(url.expose())
             .map_err(|e| CacheError::Connection(format!("{url}: {}", e.details())))?;
         #[cfg(feature = "tls")]
@@ -236,7 +272,8 @@ impl RedisPool {
         let attempts = topology.command_attempts();
         // Start even when Redis is down; the reconnect policy keeps trying in the background.
         config.fail_fast = false;
-        let pool = Builder::from_config(config)
+        let mut builder = Builder::from_config(config);
+        builder
             .with_performance_config(|p| {
                 // Backstop for the commands that ignore per-command options (SCAN, pipelines).
                 p.default_command_timeout = timeout;
@@ -271,9 +308,17 @@ impl RedisPool {
             // Zero attempts means forever: a finite count would kill the client for good. The
             // backoff stops growing at 250 ms, so that however long the outage, the cache is
             // connected again within a quarter of a second of Redis answering.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 250, 2))
-            .build_pool(pool_size)
-            .map_err(|e| CacheError::Connection(format!("{url}: {}", e.details())))?;
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 250, 2));
+        let built = |e: FredError| CacheError::Connection(format!("{url}: {}", e.details()));
+        let pool = builder.build_pool(pool_size).map_err(built)?;
+        let fence = match durability.wanted() {
+            true => Some(durable::Fence::connect(
+                builder.build().map_err(built)?,
+                *durability,
+                timeout,
+            )),
+            false => None,
+        };
         // Subscribed before connecting, so that a refused first connection ends the wait at once
         // instead of after the whole timeout.
         let mut errors = pool.clients().first().map(|c| c.error_rx());
@@ -328,7 +373,8 @@ impl RedisPool {
             verified: (0..pool_size)
                 .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect(),
-            lineage,
+            lineage: Arc::clone(lineage),
+            fence,
         };
         let first_error = async {
             match errors.as_mut() {
@@ -653,7 +699,9 @@ impl Backend for RedisPool {
     }
 
     async fn delete(&self, keys: &[&str]) -> Result<u64, CacheError> {
-        self.unlink(keys).await
+        let removed = self.unlink(keys).await?;
+        self.settle().await?;
+        Ok(removed)
     }
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
@@ -728,7 +776,9 @@ impl Backend for RedisPool {
     }
 
     async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
-        self.clear(pattern).await
+        let removed = self.clear(pattern).await?;
+        self.settle().await?;
+        Ok(removed)
     }
 
     async fn health(&self) -> HealthReport {
@@ -740,6 +790,25 @@ impl RedisPool {
     /// Closes the connections and stops reconnecting.
     pub(crate) async fn quit(&self) {
         let _ = self.pool.quit().await;
+        if let Some(fence) = &self.fence {
+            fence.quit().await;
+        }
+    }
+
+    /// Makes the deletes acknowledged so far durable as `CACHE_INVALIDATION_REPLICAS` and
+    /// `CACHE_INVALIDATION_FSYNC` ask ([`durable`]), within the socket timeout; nothing to do
+    /// when they ask for nothing.
+    async fn settle(&self) -> Result<(), CacheError> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        match tokio::time::timeout(self.timeout, fence.settle()).await {
+            Ok(settled) => settled,
+            Err(_) => Err(CacheError::NotDurable(format!(
+                "no answer about it within {:?} (REDIS_SOCKET_TIMEOUT)",
+                self.timeout
+            ))),
+        }
     }
 
     /// One PING, within the socket timeout: is the deployment answering at all?
