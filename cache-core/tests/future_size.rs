@@ -2,7 +2,7 @@
 //! it, on every call, so a large one costs on every hit (passing fred's futures by value once
 //! tripled `Cache::get`'s, from 7 KB to 21 KB; the miss path inline doubled `#[cached]`'s).
 
-use cache_core::{cached, Cache, CacheConfig};
+use cache_core::{cached, invalidate_cache, Cache, CacheConfig};
 use fred::prelude::{Builder, KeysInterface};
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -17,6 +17,12 @@ async fn get_server(id: u64) -> Server {
         id,
         name: String::new(),
     }
+}
+
+#[invalidate_cache("server:*")]
+async fn update_servers(id: u64) -> Result<(), String> {
+    let _ = id;
+    Ok(())
 }
 
 /// What our layers may add to fred's own GET future.
@@ -43,4 +49,26 @@ async fn a_hit_future_is_fred_s_get_plus_little() {
         attribute <= bare + OVERHEAD,
         "#[cached]: {attribute} B, fred: {bare} B"
     );
+}
+
+/// An invalidation's future is awaited inside the user's own (an `#[invalidate_cache]` body's):
+/// a pattern walk kept inline doubled it (to 14.8 KB) and overflowed a test thread's stack.
+#[tokio::test]
+async fn an_invalidation_future_is_fred_s_get_plus_little() {
+    let fred = Builder::default_centralized().build().unwrap();
+    let bare = std::mem::size_of_val(&fred.get::<Option<bytes::Bytes>, _>("k"));
+    let cache = Cache::new(CacheConfig::builder().memory(1 << 20).build().unwrap())
+        .await
+        .unwrap();
+    let clear = std::mem::size_of_val(&cache.clear_pattern("server:*"));
+    let delete = std::mem::size_of_val(&cache.delete(["server:1"]));
+    let attribute = std::mem::size_of_val(&update_servers(1));
+    println!("fred GET {bare} B, clear_pattern {clear} B, delete {delete} B, #[invalidate_cache] {attribute} B");
+    for (what, size) in [
+        ("clear_pattern", clear),
+        ("delete", delete),
+        ("#[invalidate_cache]", attribute),
+    ] {
+        assert!(size <= bare + OVERHEAD, "{what}: {size} B, fred: {bare} B");
+    }
 }

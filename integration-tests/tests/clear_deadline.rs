@@ -9,6 +9,8 @@ use integration_tests::proxy::{Fault, FaultProxy};
 use integration_tests::{command_at, RedisServer, Reply};
 
 const KEYS: usize = 6_000;
+/// Keys beside the pattern's, in the test whose walk never fits in its deadline.
+const OTHERS: usize = 15_000;
 
 fn count(server: &RedisServer, pattern: &str) -> usize {
     let mut cursor = "0".to_owned();
@@ -53,8 +55,9 @@ async fn a_slow_clear_stops_at_its_deadline_reports_progress_and_is_finished_by_
     cache.set("keep", &1u8, None).await.unwrap();
     assert_eq!(count(&server, "bulk:*"), KEYS);
 
-    // Every round trip now takes 60 ms or more: a few SCAN pages fit in the deadline, not all.
-    proxy.set(Fault::Latency(Duration::from_millis(30)));
+    // Every round trip now takes 40 ms or more: a few SCAN pages fit in the deadline, not all
+    // (the first page's keys are gone after two round trips, with room for a loaded machine).
+    proxy.set(Fault::Latency(Duration::from_millis(20)));
     let started = Instant::now();
     let result = cache.clear_pattern("bulk:*").await;
     let took = started.elapsed();
@@ -91,4 +94,55 @@ async fn a_slow_clear_stops_at_its_deadline_reports_progress_and_is_finished_by_
     assert!(cache.stats().invalidations_replayed >= 1);
     assert_eq!(cache.health_check().await.invalidations_pending, 0);
     assert_eq!(cache.get::<u8>("keep").await.unwrap(), Some(1));
+}
+
+/// A walk that never fits in CACHE_CLEAR_TIMEOUT still completes: each replay goes on from the
+/// SCAN cursor where the last try stopped, instead of starting over and stopping at the same
+/// place forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clear_longer_than_its_deadline_completes_over_several_replays() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port());
+    let config = CacheConfig::builder()
+        .url(proxy.url())
+        .socket_timeout(Duration::from_secs(2))
+        .clear_timeout(Duration::from_millis(150))
+        .breaker_probe_interval(Duration::from_millis(100))
+        .fail_silently(false)
+        .build()
+        .unwrap();
+    let cache = Cache::new(config).await.unwrap();
+    // Keys the pattern leaves alone keep the key space large, so that the walk needs many SCAN
+    // pages however many of its own keys are gone (Redis shrinks a table that empties, and a
+    // walk started over at cursor 0 would then see the last keys early).
+    for chunk in 0..OTHERS / 5_000 {
+        let others = (0..5_000).map(|i| (format!("other:{chunk}:{i}"), 0u8));
+        cache.set_many(others, None).await.unwrap();
+    }
+    cache
+        .set_many((0..KEYS).map(|i| (format!("long:{i}"), i as u64)), None)
+        .await
+        .unwrap();
+
+    // The latency stays: no try can walk every page within the deadline.
+    proxy.set(Fault::Latency(Duration::from_millis(15)));
+    let first = cache.clear_pattern("long:*").await;
+    assert!(
+        matches!(first, Err(CacheError::Incomplete { .. })),
+        "{first:?}"
+    );
+    let started = Instant::now();
+    while cache.stats().invalidations_pending > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the replays never finished the walk: {} keys left, {:?}",
+            count(&server, "long:*"),
+            cache.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("walked over several replays in {:?}", started.elapsed());
+    assert_eq!(count(&server, "long:*"), 0);
+    assert_eq!(count(&server, "other:*"), OTHERS);
+    assert_eq!(cache.stats().invalidations_replayed, 1);
 }

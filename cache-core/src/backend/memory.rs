@@ -15,7 +15,7 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache as Map;
 use moka::Expiry;
 
-use super::{Backend, NOT_AN_INTEGER, OVERFLOW};
+use super::{Backend, Resume, NOT_AN_INTEGER, OVERFLOW};
 use crate::lease;
 use crate::{CacheError, HealthReport};
 
@@ -253,7 +253,7 @@ impl Backend for MemoryBackend {
         Ok(renewed)
     }
 
-    async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
+    async fn clear_pattern(&self, pattern: &str, _: &mut Resume) -> Result<u64, CacheError> {
         // Parsed once: the same tokens, and so the same meaning, as `pattern::matches`.
         let glob = cache_keys::pattern::tokens(pattern.as_bytes());
         let matching: Vec<std::sync::Arc<String>> = self

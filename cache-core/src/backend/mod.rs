@@ -87,6 +87,10 @@ pub(crate) async fn connect(config: &CacheConfig) -> Result<Connected, CacheErro
     }
 }
 
+/// Where a `clear_pattern` that did not finish stopped; empty: at the start.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Resume(Option<redis::Stopped>);
+
 /// What every backend does, with Redis' semantics.
 ///
 /// Keys are exact strings; patterns are Redis globs already checked by the caller.
@@ -136,8 +140,10 @@ pub(crate) trait Backend {
         marker: &Bytes,
         liveness: Duration,
     ) -> Result<bool, CacheError>;
-    /// Removes every key matching the glob `pattern`; the number removed.
-    async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError>;
+    /// Removes every key matching the glob `pattern`, going on from where `from` says an
+    /// earlier try stopped; the number removed. `from` says where this try stopped when it did
+    /// not finish ([`CacheError::Incomplete`]), and is empty when it did.
+    async fn clear_pattern(&self, pattern: &str, from: &mut Resume) -> Result<u64, CacheError>;
     /// A health report; never fails.
     async fn health(&self) -> HealthReport;
 }

@@ -22,7 +22,7 @@ use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use tokio::runtime::{Handle, Id};
 
 use super::redis::{PoolSettings, RedisPool};
-use super::Backend;
+use super::{Backend, Resume};
 use crate::{CacheError, HealthReport};
 
 /// One runtime's connection attempt: its pool once the first connection came up or the timeout
@@ -257,8 +257,8 @@ impl Backend for RedisBackend {
             .await
     }
 
-    async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
-        self.here().await?.clear_pattern(pattern).await
+    async fn clear_pattern(&self, pattern: &str, from: &mut Resume) -> Result<u64, CacheError> {
+        self.here().await?.clear_pattern(pattern, from).await
     }
 
     async fn health(&self) -> HealthReport {

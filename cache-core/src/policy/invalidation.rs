@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
+use std::sync::PoisonError;
 use std::time::Duration;
 use tracing::Instrument as _;
 
@@ -16,7 +17,7 @@ use cache_keys::pattern;
 use super::pending::Added;
 use super::Policy;
 use crate::backend::on_store;
-use crate::backend::Backend;
+use crate::backend::{Backend, Resume};
 use crate::stats::{Event, ShutdownReport};
 use crate::telemetry::{self, At};
 use crate::CacheError;
@@ -94,9 +95,14 @@ impl Policy {
             tokio::task::coop::consume_budget().await;
             return Ok(0);
         };
+        // Where the walk stopped, when it did not finish: the replay goes on from there.
+        let stopped = std::sync::Mutex::new(Resume::default());
         let clear = retried(|| {
-            self.guarded(store, |s| async move {
-                on_store!(s, |b| b.clear_pattern(pattern).await)
+            self.guarded(store, |s| async {
+                let mut from = Resume::default();
+                let result = on_store!(s, |b| b.clear_pattern(pattern, &mut from).await);
+                *stopped.lock().unwrap_or_else(PoisonError::into_inner) = from;
+                result
             })
         });
         let result = crate::runtime::anywhere!(self, clear);
@@ -109,6 +115,8 @@ impl Policy {
             }
             Err(error) => {
                 self.keep(self.pending.add(pattern), at, &error);
+                let stopped = stopped.into_inner().unwrap_or_else(PoisonError::into_inner);
+                self.pending.stopped(pattern, stopped);
                 self.count_failure("clear_pattern", at, &error);
                 self.settle(Err(error), 0)
             }
@@ -202,7 +210,15 @@ impl Policy {
         for (glob, number) in self.pending.snapshot() {
             let result = match pattern::literal_key(&glob) {
                 Some(key) => on_store!(store, |b| b.delete(&[key.as_str()]).await).map(drop),
-                None => on_store!(store, |b| b.clear_pattern(&glob).await).map(drop),
+                None => {
+                    // A walk longer than CACHE_CLEAR_TIMEOUT finishes over several replays.
+                    let mut from = self.pending.resume(&glob);
+                    let result = on_store!(store, |b| b.clear_pattern(&glob, &mut from).await);
+                    if result.is_err() {
+                        self.pending.stopped(&glob, from);
+                    }
+                    result.map(drop)
+                }
             };
             if let Err(error) = result {
                 tracing::debug!(%error, "replay of pending invalidations interrupted");

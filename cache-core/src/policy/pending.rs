@@ -13,6 +13,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cache_keys::pattern::{self, Token};
 
+use crate::backend::Resume;
+
 /// At most this many distinct patterns are kept.
 pub(crate) const MAX_PENDING: usize = 10_000;
 
@@ -35,6 +37,8 @@ struct Kept {
     exact: HashMap<String, u64>,
     /// Patterns with wildcards, their tokens and their numbers.
     globs: BTreeMap<String, (Vec<Token>, u64)>,
+    /// Where the last walk of a pending pattern stopped, for the next try to go on from there.
+    stopped: HashMap<String, Resume>,
 }
 
 impl Kept {
@@ -137,9 +141,24 @@ impl Pending {
         all
     }
 
+    /// Where the last walk of the pending pattern `glob` stopped (taken: a walk that does not
+    /// finish gives it back with [`stopped`](Self::stopped)); empty when none did.
+    pub(crate) fn resume(&self, glob: &str) -> Resume {
+        self.lock().stopped.remove(glob).unwrap_or_default()
+    }
+
+    /// Records where a walk of `glob` stopped, while `glob` is pending.
+    pub(crate) fn stopped(&self, glob: &str, at: Resume) {
+        let mut kept = self.lock();
+        if kept.globs.contains_key(glob) {
+            kept.stopped.insert(glob.to_owned(), at);
+        }
+    }
+
     /// Forgets `glob` after a successful replay, unless it failed again since `number`.
     pub(crate) fn remove(&self, glob: &str, number: u64) {
         let mut kept = self.lock();
+        kept.stopped.remove(glob);
         match pattern::literal_key(glob) {
             Some(key) => {
                 if kept.exact.get(&key) == Some(&number) {

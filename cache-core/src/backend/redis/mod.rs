@@ -31,9 +31,10 @@ mod lineage;
 mod topology;
 
 use super::in_flight::{self, Expired, InFlight, Ticket};
-use super::Backend;
+use super::{Backend, Resume};
 use crate::config::{RedisUrl, TlsFiles};
 use crate::{CacheError, HealthReport};
+pub(crate) use clear::Stopped;
 pub(crate) use durable::Durability;
 pub(crate) use lineage::Lineage;
 pub(crate) use topology::Topology;
@@ -775,8 +776,8 @@ impl Backend for RedisPool {
         Ok(self.if_holds(&SCRIPTS.renew_if_holds, key, args).await? == 1)
     }
 
-    async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
-        let removed = self.clear(pattern).await?;
+    async fn clear_pattern(&self, pattern: &str, from: &mut Resume) -> Result<u64, CacheError> {
+        let removed = self.clear(pattern, &mut from.0).await?;
         self.settle().await?;
         Ok(removed)
     }
