@@ -16,16 +16,17 @@
 //! - Readers (16 per process): `ZSCORE committed id` is the floor, read before the call begins;
 //!   the call returns `(id, version)`. Stale: `version < floor`. Wrong: another id, or a version
 //!   the database has not reached yet.
-//! - The second process is this test binary run again with `STALENESS_CHILD` set; it prints its
-//!   counts as one `STALENESS_RESULT` line, and exits when its stdin closes (the parent died) or
-//!   past a deadline.
+//! - The second process is this test binary run again with `STALENESS_CHILD` set; it loads from
+//!   the parent's go to its stop, prints its counts (and its cache's) as one `STALENESS_RESULT`
+//!   line, and exits when its stdin closes (the parent died) or past a deadline.
 //! - Phases, each with both processes under load: no fault; the cache server SIGKILLed and
 //!   restarted with its data (AOF, fsync always); the cache server restarted from an older state
 //!   (its AOF frozen, then a SIGKILL a second or more later: every write it acknowledged since,
 //!   invalidations included, undone); the cache server hung (SIGSTOP for 1.5 s);
 //!   every connection to it blackholed for 1.5 s by the fault proxy both processes go through
-//!   (bytes held and delivered late, as after a healed partition); and half the readers calling under random 0-5 ms deadlines, so leaders are dropped at every
-//!   await point (timed-out reads are not counted; every later read is checked).
+//!   (bytes held and delivered late, as after a healed partition); and half the readers calling
+//!   under random 0-5 ms deadlines, so leaders are dropped at every await point (timed-out reads
+//!   are not counted; every later read is checked).
 //!
 //! Why a stale read it reports is real: the database is one redis-server, so its commands have
 //! one order. The floor's `ZADD` was sent after `update` returned (its invalidation included) and
@@ -35,7 +36,9 @@
 //! was computed from data older than an update that had returned. Both servers are fresh per
 //! run and the cache is flushed between phases, so no value comes from another run.
 //!
-//! `STALENESS_SECONDS` sets each phase's length (default 5 s; about 30 s for the test).
+//! `STALENESS_SECONDS` sets each phase's length (default 5 s; about 30 s for the test). The
+//! caches take `CACHE_REPLAY_WINDOW` and `CACHE_REPLAY_HOLD` from the environment when set: `0`
+//! turns the replay off, to see the restart phase fail without it.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -240,9 +243,16 @@ struct Counts {
     max_lag_us: AtomicU64,
     /// Of stale reads: the largest `floor - version`.
     max_gap: AtomicU64,
+    /// The process' cache: the Redis node changes (restarts, failovers) it acted on.
+    node_changes: AtomicU64,
+    /// The process' cache: the invalidations it made again after a node change or an outage.
+    replayed: AtomicU64,
+    /// The process' cache: hits and misses.
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 14] = [
     "checked",
     "stale",
     "stale_local",
@@ -253,10 +263,14 @@ const FIELDS: [&str; 10] = [
     "unconfirmed",
     "max_lag_us",
     "max_gap",
+    "node_changes",
+    "replayed",
+    "hits",
+    "misses",
 ];
 
 impl Counts {
-    fn fields(&self) -> [&AtomicU64; 10] {
+    fn fields(&self) -> [&AtomicU64; 14] {
         [
             &self.checked,
             &self.stale,
@@ -268,6 +282,10 @@ impl Counts {
             &self.unconfirmed,
             &self.max_lag_us,
             &self.max_gap,
+            &self.node_changes,
+            &self.replayed,
+            &self.hits,
+            &self.misses,
         ]
     }
 
@@ -513,7 +531,7 @@ enum Phase {
 }
 
 impl Phase {
-    const ALL: [Phase; 6] = [
+    const ON_ONE_SERVER: [Phase; 6] = [
         Phase::NoFault,
         Phase::KillRestart,
         Phase::FrozenRestart,
@@ -534,21 +552,45 @@ impl Phase {
     }
 
     fn from_name(name: &str) -> Phase {
-        *Phase::ALL
+        *Phase::ON_ONE_SERVER
             .iter()
             .find(|p| p.name() == name)
             .expect("a phase name")
     }
 }
 
+/// Each phase's length, from `STALENESS_SECONDS` (default 5 s).
+fn phase_seconds() -> f64 {
+    std::env::var("STALENESS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0)
+}
+
+/// A duration in seconds from the environment variable `name`, when it is set.
+fn env_seconds(name: &str) -> Option<Duration> {
+    let value = std::env::var(name).ok()?;
+    let seconds: f64 = value
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}={value:?}: expected seconds"));
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// The caches' configuration: failing loudly, short timeouts, and the replay settings of the
+/// environment when it has them (`CACHE_REPLAY_WINDOW=0` turns the replay off).
 fn config(url: &str) -> CacheConfig {
-    CacheConfig::builder()
+    let mut builder = CacheConfig::builder()
         .url(url)
         .fail_silently(false)
         .socket_timeout(Duration::from_millis(500))
-        .breaker_probe_interval(Duration::from_millis(200))
-        .build()
-        .expect("config")
+        .breaker_probe_interval(Duration::from_millis(200));
+    if let Some(window) = env_seconds("CACHE_REPLAY_WINDOW") {
+        builder = builder.replay_window(window);
+    }
+    if let Some(hold) = env_seconds("CACHE_REPLAY_HOLD") {
+        builder = builder.replay_hold(hold);
+    }
+    builder.build().expect("config")
 }
 
 /// Points this process at the database, as process 1 (the parent) or 2 (the child).
@@ -562,14 +604,15 @@ fn set_up_database(port: u16, process: u64) {
     .expect("the database is set up once");
 }
 
-/// The child: the same load, for `seconds` from the parent's go, then its counts on stdout.
+/// The child: the same load, from the parent's go to its stop, then its counts on stdout.
 async fn child(spec: &str) {
     let parts: Vec<&str> = spec.split('|').collect();
-    let [cache_url, db_port, seconds, phase] = parts[..] else {
-        panic!("{CHILD_ENV}={spec:?}: expected <cache url>|<db port>|<seconds>|<phase>");
+    let [cache_url, db_port, seconds, phase, process] = parts[..] else {
+        panic!("{CHILD_ENV}={spec:?}: expected <cache url>|<db port>|<seconds>|<phase>|<process>");
     };
     let seconds: f64 = seconds.parse().expect("seconds");
     let phase = Phase::from_name(phase);
+    let process: u64 = process.parse().expect("process");
     // Die with the parent, or after a deadline whatever happens.
     let limit = Duration::from_secs_f64(seconds + 60.0);
     std::thread::spawn(move || {
@@ -577,26 +620,31 @@ async fn child(spec: &str) {
         eprintln!("staleness child: past its deadline, exiting");
         std::process::exit(4);
     });
-    set_up_database(db_port.parse().expect("db port"), 2);
-    cache_core::init(config(cache_url))
+    set_up_database(db_port.parse().expect("db port"), process);
+    let cache = cache_core::init(config(cache_url))
         .await
         .expect("the child's cache");
     println!("STALENESS_READY");
-    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    // Each line the parent writes (its go, then its stop) is passed on.
+    let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
         let mut line = String::new();
-        if matches!(stdin.read_line(&mut line), Ok(n) if n > 0) {
-            let _ = go_tx.send(());
-            // Then wait for the parent to go away.
-            while matches!(stdin.read_line(&mut line), Ok(n) if n > 0) {}
+        while matches!(stdin.read_line(&mut line), Ok(n) if n > 0) {
+            let _ = line_tx.send(());
         }
+        // The parent went away.
         std::process::exit(3);
     });
-    blocking(|| go_rx.recv()).expect("the parent's go");
-    let load = start_load(phase == Phase::Cancel, 2);
-    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    line_rx.recv().await.expect("the parent's go");
+    let load = start_load(phase == Phase::Cancel, process);
+    line_rx.recv().await.expect("the parent's stop");
     let counts = load.finish().await;
+    let stats = cache.stats();
+    counts.node_changes.store(stats.redis_node_changes, Relaxed);
+    counts.replayed.store(stats.invalidations_replayed, Relaxed);
+    counts.hits.store(stats.hits, Relaxed);
+    counts.misses.store(stats.misses, Relaxed);
     println!("{}", counts.to_line());
     std::io::stdout().flush().unwrap();
 }
@@ -608,13 +656,21 @@ struct ChildProcess {
 }
 
 impl ChildProcess {
-    fn spawn(cache_url: &str, db_port: u16, seconds: f64, phase: Phase) -> ChildProcess {
+    /// Runs this test binary again as load process `process`, for a phase of at most
+    /// `seconds`; returns once its cache is up.
+    fn spawn(
+        cache_url: &str,
+        db_port: u16,
+        seconds: f64,
+        phase: Phase,
+        process: u64,
+    ) -> ChildProcess {
         let exe = std::env::current_exe().expect("this test binary");
         let mut process = Command::new(exe)
             .args([TEST_NAME, "--exact", "--nocapture"])
             .env(
                 CHILD_ENV,
-                format!("{cache_url}|{db_port}|{seconds}|{}", phase.name()),
+                format!("{cache_url}|{db_port}|{seconds}|{}|{process}", phase.name()),
             )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -647,9 +703,18 @@ impl ChildProcess {
         }
     }
 
-    fn go(&mut self) {
-        self.stdin.write_all(b"go\n").expect("the child's stdin");
+    /// Writes one line to the child: its go, then its stop.
+    fn tell(&mut self, what: &str) {
+        writeln!(self.stdin, "{what}").expect("the child's stdin");
         self.stdin.flush().unwrap();
+    }
+
+    fn go(&mut self) {
+        self.tell("go");
+    }
+
+    fn stop(&mut self) {
+        self.tell("stop");
     }
 
     fn result(mut self) -> Counts {
@@ -672,16 +737,62 @@ fn cache_exists(server: &RedisServer, key: &str) -> bool {
     server.command(&[b"EXISTS", key.as_bytes()]) == Reply::Integer(1)
 }
 
+/// The counts of both processes' reads, one line: what the report shows of every phase.
+fn describe(phase: Phase, total: &Counts, first: &Counts, second: &Counts) -> String {
+    format!(
+        "{:<16} reads checked {} ({} and {} by the two processes), stale {} ({} all in one process), \
+         wrong {}, oldest stale lag {:.1} ms (version gap up to {}), errors {}, timed out {}, \
+         updates {} (+{} not confirmed); ",
+        phase.name(),
+        total.get("checked"),
+        first.get("checked"),
+        second.get("checked"),
+        total.get("stale"),
+        total.get("stale_local"),
+        total.get("wrong"),
+        total.get("max_lag_us") as f64 / 1000.0,
+        total.get("max_gap"),
+        total.get("errors"),
+        total.get("timed_out"),
+        total.get("writes"),
+        total.get("unconfirmed"),
+    )
+}
+
+/// Adds to `failures` what `phase`'s counts (both processes) show broken: a stale or wrong read,
+/// or too few reads checked for its zero to mean something.
+fn check(phase: Phase, total: &Counts, failures: &mut Vec<String>) {
+    if total.get("stale") > 0 || total.get("wrong") > 0 {
+        failures.push(format!(
+            "{}: {} stale and {} wrong of {} reads",
+            phase.name(),
+            total.get("stale"),
+            total.get("wrong"),
+            total.get("checked")
+        ));
+    }
+    // Under deadlines half the readers mostly time out, and timed-out reads are not checked.
+    let min_checked = if phase == Phase::Cancel {
+        MIN_CHECKED / 2
+    } else {
+        MIN_CHECKED
+    };
+    if total.get("checked") < min_checked {
+        failures.push(format!(
+            "{}: only {} reads checked (at least {min_checked})",
+            phase.name(),
+            total.get("checked")
+        ));
+    }
+}
+
 /// The parent's phases, or the child's load when this process is the child.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staleness_across_two_processes() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         return child(&spec).await;
     }
-    let seconds: f64 = std::env::var("STALENESS_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5.0);
+    let seconds = phase_seconds();
     let test_started = Instant::now();
     let database = blocking(RedisServer::start);
     let mut cache_server =
@@ -713,7 +824,7 @@ async fn staleness_across_two_processes() {
 
     let mut report = Vec::new();
     let mut failures = Vec::new();
-    for phase in Phase::ALL {
+    for phase in Phase::ON_ONE_SERVER {
         // Each phase starts from an empty cache and a cache that answers.
         cache_server.cmd("FLUSHALL");
         if phase == Phase::KillRestart {
@@ -730,7 +841,7 @@ async fn staleness_across_two_processes() {
         );
         let before = cache.stats();
         let mut child =
-            blocking(|| ChildProcess::spawn(&proxy.url(), database.port(), seconds, phase));
+            blocking(|| ChildProcess::spawn(&proxy.url(), database.port(), seconds, phase, 2));
         child.go();
         let load = start_load(phase == Phase::Cancel, 1);
         let start = Instant::now();
@@ -797,6 +908,7 @@ async fn staleness_across_two_processes() {
             }
         }
         sleep_until(start, Duration::from_secs_f64(seconds)).await;
+        child.stop();
         let mine = load.finish().await;
         let total = Counts::default();
         total.add(&mine);
@@ -804,49 +916,14 @@ async fn staleness_across_two_processes() {
         total.add(&theirs);
         let after = cache.stats();
         let line = format!(
-            "{:<12} reads checked {} (this process {}, the other {}), stale {} ({} all in one process), wrong {}, \
-             oldest stale lag {:.1} ms (version gap up to {}), errors {}, timed out {}, \
-             updates {} (+{} not confirmed); {fault}this process' cache: hits {}, misses {}, errors {}",
-            phase.name(),
-            total.get("checked"),
-            mine.get("checked"),
-            theirs.get("checked"),
-            total.get("stale"),
-            total.get("stale_local"),
-            total.get("wrong"),
-            total.get("max_lag_us") as f64 / 1000.0,
-            total.get("max_gap"),
-            total.get("errors"),
-            total.get("timed_out"),
-            total.get("writes"),
-            total.get("unconfirmed"),
+            "{}{fault}this process' cache: hits {}, misses {}, errors {}",
+            describe(phase, &total, &mine, &theirs),
             after.hits - before.hits,
             after.misses - before.misses,
             after.errors - before.errors,
         );
         println!("{line}");
-        if total.get("stale") > 0 || total.get("wrong") > 0 {
-            failures.push(format!(
-                "{}: {} stale and {} wrong of {} reads",
-                phase.name(),
-                total.get("stale"),
-                total.get("wrong"),
-                total.get("checked")
-            ));
-        }
-        // Under deadlines half the readers mostly time out, and timed-out reads are not checked.
-        let min_checked = if phase == Phase::Cancel {
-            MIN_CHECKED / 2
-        } else {
-            MIN_CHECKED
-        };
-        if total.get("checked") < min_checked {
-            failures.push(format!(
-                "{}: only {} reads checked (at least {min_checked})",
-                phase.name(),
-                total.get("checked")
-            ));
-        }
+        check(phase, &total, &mut failures);
         report.push(line);
     }
     println!(
