@@ -19,7 +19,7 @@
 //! - The second process is this test binary run again with `STALENESS_CHILD` set; it loads from
 //!   the parent's go to its stop, prints its counts (and its cache's) as one `STALENESS_RESULT`
 //!   line, and exits when its stdin closes (the parent died) or past a deadline.
-//! - Phases, each with both processes under load: no fault; the cache server SIGKILLed and
+//! - Phases of `staleness_across_two_processes`, each with both processes under load: no fault; the cache server SIGKILLed and
 //!   restarted with its data (AOF, fsync always); the cache server restarted from an older state
 //!   (its AOF frozen, then a SIGKILL a second or more later: every write it acknowledged since,
 //!   invalidations included, undone); the cache server hung (SIGSTOP for 1.5 s);
@@ -27,6 +27,13 @@
 //!   (bytes held and delivered late, as after a healed partition); and half the readers calling
 //!   under random 0-5 ms deadlines, so leaders are dropped at every await point (timed-out reads
 //!   are not counted; every later read is checked).
+//! - A second test, `staleness_across_a_sentinel_failover`, runs the same load and checks with
+//!   both processes' caches on a sentinel group (a primary, its replica, three sentinels): no
+//!   fault, then a replica promoted that never received the invalidations of the last second or
+//!   more (replication cut: the replica SIGSTOPped and its link killed on the primary, writers
+//!   going on; then the primary SIGKILLed, the replica continued and promoted by the sentinels).
+//!   Both load processes are children there: this process' cache, the one the macros use, is
+//!   the first test's and cannot be pointed elsewhere. The two tests take turns.
 //!
 //! Why a stale read it reports is real: the database is one redis-server, so its commands have
 //! one order. The floor's `ZADD` was sent after `update` returned (its invalidation included) and
@@ -36,9 +43,13 @@
 //! was computed from data older than an update that had returned. Both servers are fresh per
 //! run and the cache is flushed between phases, so no value comes from another run.
 //!
-//! `STALENESS_SECONDS` sets each phase's length (default 5 s; about 30 s for the test). The
-//! caches take `CACHE_REPLAY_WINDOW` and `CACHE_REPLAY_HOLD` from the environment when set: `0`
-//! turns the replay off, to see the restart phase fail without it.
+//! `STALENESS_SECONDS` sets each phase's length (default 5 s; about 30 s for the first test, 20
+//! to 30 s for the second, whose failover takes the time it takes). The caches take
+//! `CACHE_REPLAY_WINDOW` and `CACHE_REPLAY_HOLD` (seconds) from the environment when set, to see
+//! the phases fail without the replay: with `CACHE_REPLAY_WINDOW=0` the promoted-replica phase
+//! reports stale reads (its writers stay quiet past the hold); old-restart needs
+//! `CACHE_REPLAY_HOLD=0` as well, since its writers resume within the hold and invalidate every
+//! id again.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -48,6 +59,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_core::{cached, invalidate_cache, CacheConfig};
 use integration_tests::proxy::{Fault, FaultProxy};
+use integration_tests::sentinel::SentinelGroup;
 use integration_tests::{wait_until, RedisServer, Reply};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
@@ -528,9 +540,11 @@ enum Phase {
     Hang,
     Blackhole,
     Cancel,
+    PromotedReplica,
 }
 
 impl Phase {
+    /// The phases of `staleness_across_two_processes`: one cache server, behind the proxy.
     const ON_ONE_SERVER: [Phase; 6] = [
         Phase::NoFault,
         Phase::KillRestart,
@@ -540,6 +554,9 @@ impl Phase {
         Phase::Cancel,
     ];
 
+    /// The phases of `staleness_across_a_sentinel_failover`: a primary, its replica, sentinels.
+    const ON_SENTINELS: [Phase; 2] = [Phase::NoFault, Phase::PromotedReplica];
+
     fn name(self) -> &'static str {
         match self {
             Phase::NoFault => "no-fault",
@@ -548,16 +565,22 @@ impl Phase {
             Phase::Hang => "hang",
             Phase::Blackhole => "blackhole",
             Phase::Cancel => "cancel",
+            Phase::PromotedReplica => "promoted-replica",
         }
     }
 
     fn from_name(name: &str) -> Phase {
         *Phase::ON_ONE_SERVER
             .iter()
+            .chain(&Phase::ON_SENTINELS)
             .find(|p| p.name() == name)
             .expect("a phase name")
     }
 }
+
+/// The tests take turns: each starts its own servers and processes, and both at once would
+/// share two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Each phase's length, from `STALENESS_SECONDS` (default 5 s).
 fn phase_seconds() -> f64 {
@@ -638,7 +661,9 @@ async fn child(spec: &str) {
     });
     line_rx.recv().await.expect("the parent's go");
     let load = start_load(phase == Phase::Cancel, process);
+    let publisher = tokio::spawn(publish_node_changes(cache.clone(), process));
     line_rx.recv().await.expect("the parent's stop");
+    publisher.abort();
     let counts = load.finish().await;
     let stats = cache.stats();
     counts.node_changes.store(stats.redis_node_changes, Relaxed);
@@ -647,6 +672,32 @@ async fn child(spec: &str) {
     counts.misses.store(stats.misses, Relaxed);
     println!("{}", counts.to_line());
     std::io::stdout().flush().unwrap();
+}
+
+/// The database key where `process` tells the parent how many node changes its cache acted on.
+fn node_changes_key(process: u64) -> String {
+    format!("node_changes:{process}")
+}
+
+/// Tells the parent, through the database, each time this process' cache has acted on a Redis
+/// node change (a restart, a failover): the parent waits for it before the writers go on.
+async fn publish_node_changes(cache: cache_core::Cache, process: u64) {
+    let key = node_changes_key(process);
+    let mut published = 0;
+    loop {
+        let seen = cache.stats().redis_node_changes;
+        if seen > published {
+            let n = seen.to_string();
+            if db()
+                .call(&[b"SET", key.as_bytes(), n.as_bytes()])
+                .await
+                .is_ok()
+            {
+                published = seen;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 struct ChildProcess {
@@ -666,6 +717,7 @@ impl ChildProcess {
         process: u64,
     ) -> ChildProcess {
         let exe = std::env::current_exe().expect("this test binary");
+        // Either test runs the child's part when `STALENESS_CHILD` is set.
         let mut process = Command::new(exe)
             .args([TEST_NAME, "--exact", "--nocapture"])
             .env(
@@ -792,6 +844,7 @@ async fn staleness_across_two_processes() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         return child(&spec).await;
     }
+    let _turn = ONE_AT_A_TIME.lock().await;
     let seconds = phase_seconds();
     let test_started = Instant::now();
     let database = blocking(RedisServer::start);
@@ -848,6 +901,7 @@ async fn staleness_across_two_processes() {
         let mut fault = String::new();
         match phase {
             Phase::NoFault | Phase::Cancel => {}
+            Phase::PromotedReplica => unreachable!("a phase of the sentinel test"),
             Phase::KillRestart => {
                 sleep_until(start, Duration::from_secs_f64(seconds * 0.4)).await;
                 let keys = cache_server.dbsize();
@@ -928,6 +982,175 @@ async fn staleness_across_two_processes() {
     }
     println!(
         "staleness: {} phases of {seconds} s in {:.1?}\n{}",
+        report.len(),
+        test_started.elapsed(),
+        report.join("\n")
+    );
+    assert!(
+        failures.is_empty(),
+        "the guarantee was broken:\n{}\n{}",
+        failures.join("\n"),
+        report.join("\n")
+    );
+}
+
+/// Stops `server` (SIGSTOP) until it is resumed, or dropped.
+fn freeze(server: &RedisServer) {
+    let pid = server.pid().expect("a running server").to_string();
+    let stopped = Command::new("kill").args(["-STOP", &pid]).status();
+    assert!(stopped.is_ok_and(|s| s.success()), "SIGSTOP {pid}");
+}
+
+/// The updates that returned so far (both processes): each writes its `committed_at` field.
+fn updates_returned(database: &RedisServer) -> i64 {
+    match database.cmd("HLEN committed_at") {
+        Reply::Integer(n) => n,
+        other => panic!("HLEN answered {other:?}"),
+    }
+}
+
+/// The same load and checks with both processes' caches on a sentinel group: no fault, then a
+/// replica promoted that never received the invalidations of the last second or more.
+///
+/// Both load processes are children: this process' own cache, the process-wide one the macros
+/// use, is the first test's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staleness_across_a_sentinel_failover() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return child(&spec).await;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let seconds = phase_seconds();
+    let test_started = Instant::now();
+    let database = blocking(RedisServer::start);
+    let mut group = blocking(SentinelGroup::start);
+    let url = group.url();
+    let (victim, heir) = (group.servers[0].port(), group.servers[1].port());
+    // How long each process holds reads off after it saw the new primary.
+    let hold = config(&url).replay_hold();
+    // The writers' time on the primary after the replica was cut off, and on the new primary.
+    let writing = Duration::from_secs_f64((seconds * 0.2).max(1.0));
+
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for phase in Phase::ON_SENTINELS {
+        // Each phase starts from an empty cache (the replica empties with its primary).
+        group.server(victim).cmd("FLUSHALL");
+        // The failover takes the time it takes: the children's deadline allows for it.
+        let longest = match phase {
+            Phase::PromotedReplica => seconds + 60.0,
+            _ => seconds,
+        };
+        let mut children: Vec<ChildProcess> = (1..=2)
+            .map(|process| {
+                blocking(|| ChildProcess::spawn(&url, database.port(), longest, phase, process))
+            })
+            .collect();
+        for child in &mut children {
+            child.go();
+        }
+        let start = Instant::now();
+        let mut fault = String::new();
+        match phase {
+            Phase::NoFault => sleep_until(start, Duration::from_secs_f64(seconds)).await,
+            Phase::PromotedReplica => {
+                sleep_until(start, Duration::from_secs_f64(seconds * 0.3)).await;
+                // The replica stops receiving: frozen, and its link cut on the primary's side
+                // too (a frozen process still receives into its socket buffer).
+                blocking(|| {
+                    freeze(group.server(heir));
+                    assert_eq!(
+                        group.server(victim).cmd("CLIENT KILL TYPE replica"),
+                        Reply::Integer(1),
+                        "the replica's link is cut"
+                    );
+                });
+                let cut = Instant::now();
+                let before_cut = updates_returned(&database);
+                // The writers go on: the primary acknowledges invalidations the replica never
+                // receives.
+                tokio::time::sleep(writing).await;
+                // No update starts from here until both processes have seen the new primary:
+                // an update whose invalidation failed while no primary answers would be
+                // pending, and its replay would delete the value the promoted replica brings
+                // back, hiding what this phase is about (acknowledged invalidations lost).
+                // Readers go on throughout.
+                database.cmd("SET writers:quiet 1");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let lost = updates_returned(&database) - before_cut;
+                let keys = group.server(victim).dbsize();
+                let killed = blocking(|| {
+                    group.kill(victim);
+                    group.server(heir).resume();
+                    Instant::now()
+                });
+                let cut_for = killed - cut;
+                let promoted = blocking(|| {
+                    wait_until(Duration::from_secs(30), || group.is_writable_primary(heir))
+                });
+                assert!(
+                    promoted,
+                    "the sentinels did not promote the replica in 30 s"
+                );
+                let promoted_after = killed.elapsed();
+                // Both processes reach the new primary and see that it is another node.
+                let seen = blocking(|| {
+                    wait_until(Duration::from_secs(30), || {
+                        (1..=2).all(|process| {
+                            let key = node_changes_key(process);
+                            matches!(
+                                database.command(&[b"GET", key.as_bytes()]),
+                                Reply::Bulk(Some(_))
+                            )
+                        })
+                    })
+                });
+                assert!(seen, "both processes see the new primary within 30 s");
+                let seen_after = killed.elapsed();
+                // The writers stay quiet past the processes' hold: the promoted replica's old
+                // values are then read, and only the replay of the lost invalidations keeps
+                // them from being served.
+                tokio::time::sleep(hold + Duration::from_millis(500)).await;
+                database.cmd("DEL writers:quiet");
+                let quiet_for = killed.elapsed();
+                tokio::time::sleep(writing).await;
+                fault = format!(
+                    "replication cut for {cut_for:.1?} ({lost} updates returned meanwhile), \
+                     primary SIGKILLed with {keys} keys, replica promoted {promoted_after:.1?} \
+                     after the kill, seen by both processes after {seen_after:.1?}, writers \
+                     quiet until {quiet_for:.1?}; "
+                );
+            }
+            _ => unreachable!("a phase of the first test"),
+        }
+        for child in &mut children {
+            child.stop();
+        }
+        let counts: Vec<Counts> = children
+            .into_iter()
+            .map(|child| blocking(|| child.result()))
+            .collect();
+        let total = Counts::default();
+        for c in &counts {
+            total.add(c);
+        }
+        let line = format!(
+            "{}{fault}the caches: node changes {} and {}, invalidations replayed {} and {}, \
+             hits {}, misses {}",
+            describe(phase, &total, &counts[0], &counts[1]),
+            counts[0].get("node_changes"),
+            counts[1].get("node_changes"),
+            counts[0].get("replayed"),
+            counts[1].get("replayed"),
+            total.get("hits"),
+            total.get("misses"),
+        );
+        println!("{line}");
+        check(phase, &total, &mut failures);
+        report.push(line);
+    }
+    println!(
+        "staleness on sentinels: {} phases in {:.1?}\n{}",
         report.len(),
         test_started.elapsed(),
         report.join("\n")
