@@ -32,8 +32,11 @@
 //!   fault, then a replica promoted that never received the invalidations of the last second or
 //!   more (replication cut: the replica SIGSTOPped and its link killed on the primary, writers
 //!   going on; then the primary SIGKILLed, the replica continued and promoted by the sentinels).
-//!   Both load processes are children there: this process' cache, the one the macros use, is
-//!   the first test's and cannot be pointed elsewhere. The two tests take turns.
+//!   The writers are quiet from just before the kill until both processes have seen the new
+//!   primary and their replay hold has passed: only the replay of the lost invalidations then
+//!   keeps the promoted replica's old values from being served. Both load processes are children
+//!   there: this process' cache, the one the macros use, is the first test's and cannot be
+//!   pointed elsewhere. The two tests take turns.
 //!
 //! Why a stale read it reports is real: the database is one redis-server, so its commands have
 //! one order. The floor's `ZADD` was sent after `update` returned (its invalidation included) and
