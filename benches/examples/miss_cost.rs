@@ -11,7 +11,7 @@
 //! - hit, 16 keys at once: one `MGET` (what `backend/redis/batch.rs` sends for gathered reads)
 //!   against 16 `SET NX GET` pipelined (a write cannot join an `MGET`), at 1 and 4 tasks;
 //! - miss: `GET`, `EVALSHA` get-or-lease, `EVALSHA` set-if-holds (today, the scripts of
-//!   `backend/redis/mod.rs`) against `SET NX GET` then `EVALSHA` set-if-holds, on a fresh key
+//!   `backend/redis/commands.rs`) against `SET NX GET` then `EVALSHA` set-if-holds, on a fresh key
 //!   each time, with no body in between, at 1 and 16 tasks.
 //!
 //! Then it checks what a `SET NX GET` that finds a value does besides reading, on its own
@@ -37,13 +37,13 @@ use fred::types::scripts::Script;
 use fred::types::Value;
 use integration_tests::{wait_until, RedisServer, Reply};
 
-/// `backend/redis/mod.rs`'s `GET_OR_LEASE`: GET, or, when the key is empty, SET the lease
+/// `backend/redis/commands.rs`'s `GET_OR_LEASE`: GET, or, when the key is empty, SET the lease
 /// marker (ARGV[1]) with NX for ARGV[2] ms.
 const GET_OR_LEASE: &str = "local v = redis.call('GET', KEYS[1]) \
 if v then return v end \
 redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) \
 return false";
-/// `backend/redis/mod.rs`'s `SET_IF_HOLDS`: SET the value (ARGV[2]) for ARGV[3] ms only if
+/// `backend/redis/commands.rs`'s `SET_IF_HOLDS`: SET the value (ARGV[2]) for ARGV[3] ms only if
 /// the key holds the marker (ARGV[1]).
 const SET_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end \

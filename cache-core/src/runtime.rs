@@ -1,7 +1,7 @@
 //! The cache's own I/O runtime: one thread that drives the cache's background work (breaker
 //! probe, replay of pending invalidations, lease releases) and its *home* Redis pool, which also
 //! serves calls made outside any tokio runtime. Its life is the cache's, whichever runtimes come
-//! and go around it (see [`runtimes`](crate::backend::runtimes)).
+//! and go around it (see [`redis`](crate::backend::redis)).
 
 use std::future::Future;
 

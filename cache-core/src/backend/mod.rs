@@ -1,15 +1,11 @@
 //! Backends: where the bytes live. Bytes in, bytes out; no knowledge of codecs or policy.
 //!
-//! [`runtimes::RedisBackend`] is the real one (a [`redis::RedisPool`] per tokio runtime that uses
+//! [`redis::RedisBackend`] is the real one (a [`redis::RedisPool`] per tokio runtime that uses
 //! the cache); [`memory::MemoryBackend`] keeps values in this process (the quickstart's embedded
 //! default, and the reference the behaviour suite holds Redis to).
 
-pub(crate) mod in_flight;
 pub(crate) mod memory;
 pub(crate) mod redis;
-pub(crate) mod runtimes;
-#[cfg(feature = "tls")]
-pub(crate) mod tls;
 
 use std::time::Duration;
 
@@ -19,8 +15,7 @@ use crate::config::BackendConfig;
 use crate::runtime::IoRuntime;
 use crate::{CacheConfig, CacheError, HealthReport};
 use memory::MemoryBackend;
-use redis::{Durability, PoolSettings};
-use runtimes::RedisBackend;
+use redis::{Durability, PoolSettings, RedisBackend};
 
 /// Where the bytes live.
 pub(crate) enum Store {

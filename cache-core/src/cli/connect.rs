@@ -56,7 +56,7 @@ impl Redis {
         let topology = Topology::of(&fred_config.server);
         #[cfg(feature = "tls")]
         if fred_config.tls.is_some() {
-            if let Some(custom) = crate::backend::tls::client_config(config.tls())
+            if let Some(custom) = crate::backend::redis::tls::client_config(config.tls())
                 .map_err(|e| Failure::usage(format!("TLS for {shown}: {e}")))?
             {
                 fred_config.tls = Some(custom);

@@ -1,734 +1,237 @@
-//! The Redis backend on fred's connection pool: the commands here, `clear_pattern` in
-//! [`clear`], the health report in [`health`].
+//! The Redis backend: one [`RedisPool`] per tokio runtime that uses the cache.
 //!
-//! Every command fails fast while the pool is disconnected (no queueing behind a dead socket) and
-//! never waits past the socket timeout; the pool reconnects in the background forever, with
-//! exponential backoff, so a cache created while Redis is down starts working when it comes up.
+//! fred drives a pool's connections with tasks on the runtime that connected it. A cache whose
+//! pool lived on the runtime that created it died with that runtime (a `#[tokio::test]` per test,
+//! a runtime per CLI command); a pool on a thread of the cache's own made every command cross two
+//! threads and back, which tripled the latency of a hit at low load (from 40-50 µs to 80-110 µs on
+//! loopback, measured with cache-bench). So each runtime gets a pool of its own, connected on
+//! first use from that runtime and driven by it: commands never leave the caller's runtime, and a
+//! runtime that shuts down takes only its own pool with it (a task on it notices, and the pool is
+//! forgotten). Calls made outside any runtime, and the cache's background work, use the *home*
+//! pool on the cache's I/O thread ([`IoRuntime`](crate::runtime::IoRuntime)).
 //!
-//! The same code serves the three deployments a `REDIS_URL` can name; [`topology`] says what
-//! differs between them, and [`cluster`] reads a cluster's own description of itself.
+//! Connections: `REDIS_POOL_SIZE` per runtime that uses the cache, plus one for the home pool.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
-use fred::clients::{Client, Pipeline, Pool, WithOptions};
-use fred::interfaces::EventInterface;
-use fred::prelude::{
-    Builder, ClientLike, Config, Error as FredError, ErrorKind, Expiration, KeysInterface, Options,
-    ReconnectPolicy,
-};
-use fred::types::config::ReconnectError;
-use fred::types::scripts::Script;
-use fred::types::Value;
+use futures_util::future::{BoxFuture, FutureExt as _, Shared};
+use tokio::runtime::{Handle, Id};
 
 mod batch;
 mod clear;
 mod cluster;
+mod commands;
 mod durable;
 mod health;
+mod in_flight;
 mod lineage;
+mod pool;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 mod topology;
 
-use super::in_flight::{self, Expired, InFlight, Ticket};
 use super::{Backend, Resume};
-use crate::config::{RedisUrl, TlsFiles};
 use crate::{CacheError, HealthReport};
 pub(crate) use clear::Stopped;
 pub(crate) use durable::Durability;
 pub(crate) use lineage::Lineage;
+pub(crate) use pool::{PoolSettings, RedisPool};
+#[cfg(feature = "cli")]
 pub(crate) use topology::Topology;
 
-/// GET, or, when the key is empty, SET the lease marker (ARGV[1]) with NX for ARGV[2] ms.
-/// Replies with the value, or nil when the lease was taken.
-const GET_OR_LEASE: &str = "local v = redis.call('GET', KEYS[1]) \
-if v then return v end \
-redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) \
-return false";
-/// SET the value (ARGV[2]) for ARGV[3] ms only if the key holds the marker (ARGV[1]): 1 or 0.
-const SET_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end \
-return 0";
-/// DEL the key only if it holds exactly ARGV[1]: 1 or 0.
-const DELETE_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-redis.call('DEL', KEYS[1]) return 1 end \
-return 0";
+/// One runtime's connection attempt: its pool once the first connection came up or the timeout
+/// passed.
+type Attempt = Shared<BoxFuture<'static, Result<Arc<RedisPool>, CacheError>>>;
 
-/// PEXPIRE the key by ARGV[2] ms only if it holds exactly ARGV[1] (a lease kept alive): 1 or 0.
-const RENEW_IF_HOLDS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
-return 0";
-
-/// Whether the key holds something other than a lease marker (ARGV[1] its prefix, ARGV[2] its
-/// length): 1 or 0.
-const EXISTS_VALUE: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
-if redis.call('STRLEN', KEYS[1]) == tonumber(ARGV[2]) \
-and redis.call('GETRANGE', KEYS[1], 0, string.len(ARGV[1]) - 1) == ARGV[1] then return 0 end \
-return 1";
-/// PTTL of the key, or -2 (no such key) when it holds a lease marker (ARGV as for EXISTS_VALUE).
-const PTTL_OF_VALUE: &str = "if redis.call('EXISTS', KEYS[1]) == 1 \
-and redis.call('STRLEN', KEYS[1]) == tonumber(ARGV[2]) \
-and redis.call('GETRANGE', KEYS[1], 0, string.len(ARGV[1]) - 1) == ARGV[1] then return -2 end \
-return redis.call('PTTL', KEYS[1])";
-
-/// The lease scripts and those that tell markers from values, hashed once.
-struct Scripts {
-    get_or_lease: Script,
-    set_if_holds: Script,
-    delete_if_holds: Script,
-    exists_value: Script,
-    pttl_of_value: Script,
-    renew_if_holds: Script,
+/// A runtime's pool, and whether that runtime still runs.
+struct Bound {
+    runtime: Handle,
+    pool: Arc<RedisPool>,
+    alive: Arc<AtomicBool>,
 }
 
-static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
-    get_or_lease: Script::from_lua(GET_OR_LEASE),
-    set_if_holds: Script::from_lua(SET_IF_HOLDS),
-    delete_if_holds: Script::from_lua(DELETE_IF_HOLDS),
-    exists_value: Script::from_lua(EXISTS_VALUE),
-    pttl_of_value: Script::from_lua(PTTL_OF_VALUE),
-    renew_if_holds: Script::from_lua(RENEW_IF_HOLDS),
-});
+/// Clears `alive` when the task that holds it is dropped, which a runtime does to its tasks when
+/// it shuts down.
+struct AliveWhileHeld(Arc<AtomicBool>);
 
-/// The arguments that describe a lease marker to [`EXISTS_VALUE`] and [`PTTL_OF_VALUE`].
-fn marker_shape() -> Vec<Value> {
-    vec![
-        Value::Bytes(Bytes::from_static(&crate::lease::PREFIX)),
-        (crate::lease::MARKER_LEN as i64).into(),
-    ]
-}
-
-/// What every pool of one cache is connected with.
-#[derive(Debug, Clone)]
-pub(crate) struct PoolSettings {
-    pub(crate) url: RedisUrl,
-    /// Connections per runtime that uses the cache (`REDIS_POOL_SIZE`).
-    pub(crate) pool_size: usize,
-    pub(crate) timeout: Duration,
-    pub(crate) clear_timeout: Duration,
-    pub(crate) read_batch: usize,
-    pub(crate) tls: TlsFiles,
-    /// Shared by every pool of the cache.
-    pub(crate) lineage: Arc<Lineage>,
-    /// What an invalidation waits for before it returns.
-    pub(crate) durability: Durability,
-}
-
-/// How many commands may be in flight on a connection before the next one goes to another.
-const SPILL_AFTER: usize = 64;
-
-/// A client picked for one command, in flight until dropped (the end of the statement that
-/// sends the command and awaits its answer).
-struct Picked<'p> {
-    client: &'p WithOptions<Client>,
-    ticket: Ticket<'p>,
-    /// The client's place in the pool.
-    index: usize,
-}
-
-impl std::ops::Deref for Picked<'_> {
-    type Target = WithOptions<Client>;
-    fn deref(&self) -> &Self::Target {
-        self.client
+impl Drop for AliveWhileHeld {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
-impl<'p> Picked<'p> {
-    /// Sends the command that `command` makes on this client, and awaits its reply within the
-    /// socket timeout.
-    async fn send<T, F>(
-        &self,
-        pool: &RedisPool,
-        command: impl FnOnce(&'p WithOptions<Client>) -> F,
-    ) -> Result<T, CacheError>
-    where
-        F: std::future::Future<Output = Result<T, FredError>>,
-    {
-        match self.ticket.watch(|| command(self.client)).await {
-            Ok(reply) => reply.map_err(|e| pool.error(e)),
-            Err(Expired::Timeout) => Err(CacheError::Timeout(pool.timeout)),
-            Err(Expired::Lost) => Err(CacheError::Connection(
-                "the connection closed (reconnecting in the background)".to_owned(),
-            )),
-        }
-    }
-
-    /// [`send`](Self::send) for a command that reads values: its reply is used only once the
-    /// nodes it came from are known incarnations ([`RedisPool::vouch`]).
-    async fn read<T, F>(
-        &self,
-        pool: &RedisPool,
-        command: impl FnOnce(&'p WithOptions<Client>) -> F,
-    ) -> Result<T, CacheError>
-    where
-        F: std::future::Future<Output = Result<T, FredError>>,
-    {
-        let reply = self.send(pool, command).await?;
-        pool.vouch(self.index).await?;
-        Ok(reply)
-    }
+/// The Redis backend of one cache.
+pub(crate) struct RedisBackend {
+    settings: PoolSettings,
+    /// On the cache's I/O runtime.
+    home: Arc<RedisPool>,
+    home_runtime: Id,
+    bound: RwLock<Vec<Bound>>,
+    /// The connection attempt under way for each runtime, shared by its concurrent first calls.
+    connecting: Mutex<HashMap<Id, Attempt>>,
 }
 
-/// A pool of connections to one Redis deployment, driven by the tokio runtime that connected it
-/// (fred's connection tasks live there). [`runtimes`](super::runtimes) keeps one per runtime.
-pub(crate) struct RedisPool {
-    pool: Pool,
-    /// Each client of the pool with the per-command options: fail fast when disconnected, one
-    /// attempt, no timer (the watchdog of `in_flight` bounds the command). Commands pick one with
-    /// [`client`](Self::client) (fred's own `Pool` picks a client again on each internal look-up
-    /// of a command).
-    clients: Vec<WithOptions<Client>>,
-    /// The same clients with fred's timer, for a command the watchdog cannot watch.
-    timed_clients: Vec<WithOptions<Client>>,
-    /// Commands in flight on each client, and since when.
-    in_flight: Arc<InFlight>,
-    created: Instant,
-    /// Milliseconds after `created` when the connections were last replaced after a timeout.
-    last_replaced_ms: std::sync::atomic::AtomicU64,
-    timeout: Duration,
-    /// The most one `clear_pattern` may take in all.
-    clear_timeout: Duration,
-    /// Single server, sentinel group or cluster.
-    topology: Topology,
-    /// Where concurrent GETs gather into one MGET; `None` on a cluster.
-    batches: Option<batch::Batches>,
-    /// The runtime that drives the connections, where batches are sent from.
-    runtime: tokio::runtime::Handle,
-    /// Reads go to replicas (cluster only, feature `replicas`).
-    #[cfg_attr(not(feature = "replicas"), allow(dead_code))]
-    replica_reads: bool,
-    /// One receiver of each client's reconnect channel, never drained: its length counts the
-    /// connections the client made ([`lineage`]).
-    connections_made: Vec<tokio::sync::broadcast::Receiver<fred::types::config::Server>>,
-    /// The count of `connections` when the nodes each client reaches were last asked who they are.
-    verified: Vec<std::sync::atomic::AtomicU64>,
-    /// The incarnations of the nodes, shared with the backend's other pools.
-    lineage: Arc<Lineage>,
-    /// Where invalidations are made durable, when they must be.
-    fence: Option<durable::Fence>,
-}
-
-impl std::fmt::Debug for RedisPool {
+impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisPool")
-            .field("connections", &self.pool.size())
-            .field("timeout", &self.timeout)
-            .field("topology", &self.topology)
-            .field("replica_reads", &self.replica_reads)
+        let bound = self.bound.read().map_or(0, |b| b.len());
+        f.debug_struct("RedisBackend")
+            .field("home", &self.home)
+            .field("runtimes", &bound)
             .finish()
     }
 }
 
-impl RedisPool {
-    /// Builds a pool of `size` connections and starts connecting in the background, watching
-    /// its connections ([`watch_connections`](Self::watch_connections)).
-    ///
-    /// Returns the pool at once, with the result of waiting up to the socket timeout for the
-    /// first connections: callers decide whether a failed start is fatal.
-    ///
-    /// fred spawns the connection tasks on the runtime this runs on.
-    pub(crate) async fn connect(
-        settings: &PoolSettings,
-        size: usize,
-    ) -> Result<(Arc<Self>, Result<(), CacheError>), CacheError> {
-        let (pool, started) = Self::build(settings, size).await?;
-        let pool = Arc::new(pool);
-        pool.watch_connections();
-        Ok((pool, started))
-    }
-
-    /// [`connect`](Self::connect) before its connections are watched.
-    async fn build(
-        settings: &PoolSettings,
-        pool_size: usize,
-    ) -> Result<(Self, Result<(), CacheError>), CacheError> {
-        let PoolSettings {
-            url,
-            timeout,
-            clear_timeout,
-            read_batch,
-            tls,
-            lineage,
-            durability,
-            pool_size: _,
-        } = settings;
-        let (timeout, clear_timeout, read_batch) = (*timeout, *clear_timeout, *read_batch);
-        let mut config = Config::from_url(url.expose())
-            .map_err(|e| CacheError::Connection(format!("{url}: {}", e.details())))?;
-        #[cfg(feature = "tls")]
-        if config.tls.is_some() {
-            if let Some(custom) = super::tls::client_config(tls)? {
-                config.tls = Some(custom);
-            }
-        }
-        #[cfg(not(feature = "tls"))]
-        let _ = tls; // Refused at configuration time: TLS files need the `tls` feature.
-        let replica_reads = url::Url::parse(url.expose())
-            .map_err(|e| CacheError::Connection(format!("{url}: {e}")))
-            .and_then(|u| {
-                crate::config::read_from_replicas(&u)
-                    .map_err(|e| CacheError::Connection(format!("{url}: {e}")))
-            })?;
-        let topology = Topology::of(&config.server);
-        let attempts = topology.command_attempts();
-        // Start even when Redis is down; the reconnect policy keeps trying in the background.
-        config.fail_fast = false;
-        let mut builder = Builder::from_config(config);
-        builder
-            .with_performance_config(|p| {
-                // Backstop for the commands that ignore per-command options (SCAN, pipelines).
-                p.default_command_timeout = timeout;
-            })
-            .with_connection_config(|c| {
-                c.connection_timeout = timeout;
-                c.internal_command_timeout = timeout;
-                c.max_command_attempts = attempts;
-                c.max_redirections = topology::MAX_REDIRECTIONS;
-                // A primary demoted in place (failover without dropping connections) answers
-                // writes with READONLY; a cluster mid-failover answers CLUSTERDOWN. Both mean
-                // "reconnect and ask the sentinels / the cluster again", not "give up".
-                c.reconnect_errors = vec![
-                    ReconnectError::ReadOnly,
-                    ReconnectError::ClusterDown,
-                    ReconnectError::Loading,
-                    ReconnectError::MasterDown,
-                ];
-                #[cfg(feature = "replicas")]
-                {
-                    // Replicas connect up front so that the first read does not pay for it, and
-                    // a read falls back to the primary when no replica can serve it.
-                    c.replica.lazy_connections = false;
-                    c.replica.primary_fallback = true;
-                }
-                // No `unresponsive` checks: fred arms a timer on every turn of a connection's
-                // loop for them, which cost a third of the hits at 16 and 64 tasks with two
-                // connections (cache-bench). A command that times out replaces the pool's
-                // connections instead (`replace_connections`), which also catches a half-open
-                // socket (server frozen, cable pulled), at the first timeout.
-            })
-            // Zero attempts means forever: a finite count would kill the client for good. The
-            // backoff stops growing at 250 ms, so that however long the outage, the cache is
-            // connected again within a quarter of a second of Redis answering.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 250, 2));
-        let built = |e: FredError| CacheError::Connection(format!("{url}: {}", e.details()));
-        let pool = builder.build_pool(pool_size).map_err(built)?;
-        let fence = match durability.wanted() {
-            true => Some(durable::Fence::connect(
-                builder.build().map_err(built)?,
-                *durability,
-                timeout,
-            )),
-            false => None,
-        };
-        // Subscribed before connecting, so that a refused first connection ends the wait at once
-        // instead of after the whole timeout.
-        let mut errors = pool.clients().first().map(|c| c.error_rx());
-        // Subscribed before connecting, so that the first connection is counted too.
-        let connections_made = pool.clients().iter().map(|c| c.reconnect_rx()).collect();
-        let _connection_task = pool.connect();
-        let timed = Options {
-            fail_fast: true,
-            max_attempts: Some(attempts),
-            timeout: Some(timeout),
-            ..Options::default()
-        };
-        // Zero is "no timeout" to fred.
-        let watched = Options {
-            timeout: Some(Duration::ZERO),
-            ..timed.clone()
-        };
-        let with = |options: &Options| {
-            pool.clients()
-                .iter()
-                .map(|c| c.with_options(options))
-                .collect()
-        };
-        let in_flight = Arc::new(InFlight::new(pool_size, timeout));
-        let stuck = pool.clone();
-        let connections: Vec<Client> = pool.clients().to_vec();
-        in_flight::watch(
-            Arc::downgrade(&in_flight),
-            in_flight::tick(timeout),
-            move |i| connections.get(i).is_some_and(|c| !c.is_connected()),
-            move || replace_connections(&stuck),
-        );
-        let backend = RedisPool {
-            clients: with(&watched),
-            timed_clients: with(&timed),
-            pool,
-            in_flight,
-            created: Instant::now(),
-            last_replaced_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
-            timeout,
-            clear_timeout,
-            batches: match topology {
-                Topology::Standalone | Topology::Sentinel if read_batch > 1 => {
-                    Some(batch::Batches::new(read_batch))
-                }
-                Topology::Standalone | Topology::Sentinel | Topology::Cluster => None,
-            },
-            runtime: tokio::runtime::Handle::current(),
-            topology,
-            replica_reads,
-            connections_made,
-            verified: (0..pool_size)
-                .map(|_| std::sync::atomic::AtomicU64::new(0))
-                .collect(),
-            lineage: Arc::clone(lineage),
-            fence,
-        };
-        let first_error = async {
-            match errors.as_mut() {
-                Some(rx) => rx.recv().await.ok(),
-                None => None,
-            }
-        };
-        let started = tokio::select! {
-            connected = tokio::time::timeout(timeout, backend.pool.wait_for_connect()) => match connected {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(backend.error(e)),
-                Err(_) => Err(CacheError::Connection(format!(
-                    "no connection to {url} within {timeout:?}"
-                ))),
-            },
-            Some((e, _)) = first_error => Err(CacheError::Connection(format!("{url}: {}", e.details()))),
+impl RedisBackend {
+    /// Connects the home pool; run on the cache's I/O runtime. Returns the backend with the
+    /// result of waiting for the first connection: callers decide whether a failed start is fatal.
+    pub(crate) async fn connect_home(
+        settings: PoolSettings,
+    ) -> Result<(RedisBackend, Result<(), CacheError>), CacheError> {
+        let (home, started) = RedisPool::connect(&settings, 1).await?;
+        let backend = RedisBackend {
+            settings,
+            home,
+            home_runtime: Handle::current().id(),
+            bound: RwLock::new(Vec::new()),
+            connecting: Mutex::new(HashMap::new()),
         };
         Ok((backend, started))
     }
 
-    /// The client for the next command: the next connected one, round robin.
-    ///
-    /// Fills one connection before it spills onto the next: fred sends what queued up while a
-    /// connection was writing in one `writev`, so commands spread evenly over two connections
-    /// were flushed almost one by one (1.7 hits per `writev` against 20 on one connection, with 64
-    /// tasks; `hit_load` in cache-bench). The first connected client takes the commands until
-    /// [`SPILL_AFTER`] are in flight on it, then the least loaded one does.
-    fn client(&self) -> Picked<'_> {
-        let mut least: Option<(usize, usize)> = None;
-        for (i, client) in self.clients.iter().enumerate() {
-            if !client.is_connected() {
-                continue;
-            }
-            let load = self.in_flight.load(i);
-            if load < SPILL_AFTER {
-                least = Some((i, load));
-                break;
-            }
-            if least.is_none_or(|(_, l)| load < l) {
-                least = Some((i, load));
-            }
-        }
-        // None connected: any client fails fast with "not connected".
-        let i = least.map_or(0, |(i, _)| i);
-        let ticket = self.in_flight.start(i);
-        // A pool has at least one client (REDIS_POOL_SIZE >= 1, checked by the configuration),
-        // and one set of clients per option set.
-        let client = if ticket.watched() {
-            &self.clients[i]
-        } else {
-            &self.timed_clients[i]
+    /// The incarnations of the nodes the cache's pools reach.
+    pub(crate) fn lineage(&self) -> &Arc<Lineage> {
+        &self.settings.lineage
+    }
+
+    /// The pool on the cache's I/O runtime, for its background work.
+    pub(crate) fn home(&self) -> &RedisPool {
+        &self.home
+    }
+
+    /// The pool of the runtime this runs on, connected on first use.
+    pub(crate) async fn here(&self) -> Result<Arc<RedisPool>, CacheError> {
+        let Ok(handle) = Handle::try_current() else {
+            return Ok(Arc::clone(&self.home));
         };
-        Picked {
-            client,
-            ticket,
-            index: i,
+        let runtime = handle.id();
+        if runtime == self.home_runtime {
+            return Ok(Arc::clone(&self.home));
         }
-    }
-
-    /// The first connected client and its place in the pool (the first client when none is),
-    /// for a command that is not watched: a Lua script, which fred's per-command options miss.
-    fn connected(&self) -> (usize, &Client) {
-        let clients = self.pool.clients();
-        let i = clients.iter().position(|c| c.is_connected()).unwrap_or(0);
-        // A pool has at least one client (REDIS_POOL_SIZE >= 1, checked by the configuration).
-        (i, &clients[i])
-    }
-
-    /// Runs `script`, one of the `*_IF_HOLDS` scripts, which answer 1 when the key held what
-    /// they were given and they acted, 0 otherwise.
-    async fn if_holds(
-        &self,
-        script: &Script,
-        key: &str,
-        args: Vec<Value>,
-    ) -> Result<i64, CacheError> {
-        let client = self.pool.next_connected();
-        self.bounded(script.evalsha_with_reload(client, key, args))
-            .await
-    }
-
-    /// Runs `script`, one of those that look at the value under `key` but not at a lease marker
-    /// ([`EXISTS_VALUE`], [`PTTL_OF_VALUE`]), and vouches for the node that answered.
-    async fn about_value(&self, script: &Script, key: &str) -> Result<i64, CacheError> {
-        let (i, client) = self.connected();
-        let answer: i64 = self
-            .bounded(script.evalsha_with_reload(client, key, marker_shape()))
-            .await?;
-        self.vouch(i).await?;
-        Ok(answer)
-    }
-
-    /// Asks the nodes who they are as soon as a client connects (again), so that a node that
-    /// lost writes is noticed even while nothing reads: a task per client on the pool's runtime,
-    /// which ends with the pool or its runtime.
-    pub(crate) fn watch_connections(self: &Arc<Self>) {
-        for (i, client) in self.pool.clients().iter().enumerate() {
-            let mut connected = client.reconnect_rx();
-            let pool = Arc::downgrade(self);
-            drop(self.runtime.spawn(async move {
-                use tokio::sync::broadcast::error::RecvError;
-                while let Ok(_) | Err(RecvError::Lagged(_)) = connected.recv().await {
-                    let Some(pool) = pool.upgrade() else {
-                        return;
-                    };
-                    // A failure is asked again by the next read.
-                    let _ = pool.vouch(i).await;
-                }
-            }));
+        if let Some(pool) = self.find(runtime) {
+            return Ok(pool);
         }
-    }
-
-    /// The error for a command that got no answer within the socket timeout. The connections are
-    /// suspect (a frozen server, a socket left half-open by a partition), so they are replaced,
-    /// at most once per socket timeout; the reconnect policy takes it from there.
-    fn timed_out(&self) -> CacheError {
-        use std::sync::atomic::Ordering::Relaxed;
-        let now = self.created.elapsed().as_millis() as u64;
-        let last = self.last_replaced_ms.load(Relaxed);
-        let due = last == u64::MAX || now.saturating_sub(last) >= self.timeout.as_millis() as u64;
-        if due
-            && self
-                .last_replaced_ms
-                .compare_exchange(last, now, Relaxed, Relaxed)
-                .is_ok()
-        {
-            replace_connections(&self.pool);
-        }
-        CacheError::Timeout(self.timeout)
-    }
-
-    /// Maps a fred error onto ours; fred's messages carry no credentials.
-    fn error(&self, e: FredError) -> CacheError {
-        let details = e.details();
-        match e.kind() {
-            ErrorKind::Timeout => self.timed_out(),
-            ErrorKind::Auth => CacheError::Auth(details.to_owned()),
-            // A key of a slot being migrated, which fred fails to follow (see
-            // `topology::MAX_REDIRECTIONS`): the cluster answered; only this command failed.
-            ErrorKind::Routing if details.starts_with("Too many redirections") => {
-                CacheError::Redis(format!("{details} (a slot being migrated)"))
-            }
-            ErrorKind::Canceled | ErrorKind::IO | ErrorKind::Routing | ErrorKind::Backpressure => {
-                CacheError::Connection(if details.is_empty() || details == "Canceled." {
-                    "not connected (reconnecting in the background)".to_owned()
-                } else {
-                    details.to_owned()
+        // Waits for the first connection (the breaker only lets calls here while Redis answers),
+        // so that the runtime's first call is not a spurious failure; a pool that cannot connect
+        // yet keeps trying in the background. Concurrent first calls of one runtime share one
+        // attempt; other runtimes' attempts run beside it, so none waits more than one timeout.
+        let attempt = {
+            let mut connecting = self
+                .connecting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            connecting
+                .entry(runtime)
+                .or_insert_with(|| {
+                    let settings = self.settings.clone();
+                    async move {
+                        RedisPool::connect(&settings, settings.pool_size)
+                            .await
+                            .map(|(pool, _started)| pool)
+                    }
+                    .boxed()
+                    .shared()
                 })
-            }
-            // fred's words for "no connection to send it on" (a socket that just closed, or a
-            // router task that is gone), and for a command that was on a connection when it was
-            // replaced (its one attempt is spent).
-            ErrorKind::Unknown
-                if details.starts_with("Failed to route command")
-                    || details.starts_with("Failed to send command to router")
-                    || details.starts_with("Too many failed write attempts") =>
-            {
-                CacheError::Connection(details.to_owned())
-            }
-            _ if details.starts_with("WRONGPASS") || details.starts_with("NOAUTH") => {
-                CacheError::Auth(details.to_owned())
-            }
-            _ => CacheError::Redis(details.to_owned()),
+                .clone()
+        };
+        let result = attempt.clone().await;
+        let mut connecting = self
+            .connecting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if connecting.get(&runtime).is_some_and(|a| a.ptr_eq(&attempt)) {
+            connecting.remove(&runtime);
         }
-    }
-
-    /// Runs a command that fred's per-command options do not cover, within the timeout.
-    async fn bounded<T>(
-        &self,
-        command: impl std::future::Future<Output = Result<T, FredError>>,
-    ) -> Result<T, CacheError> {
-        if !self.pool.clients().iter().any(|c| c.is_connected()) {
-            return Err(CacheError::Connection(
-                "not connected (reconnecting in the background)".to_owned(),
-            ));
+        drop(connecting);
+        let pool = result?;
+        let mut bound = self.bound.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(first) = bound.iter().find(|b| b.runtime.id() == runtime) {
+            // Another caller of the same attempt registered it.
+            return Ok(Arc::clone(&first.pool));
         }
-        match tokio::time::timeout(self.timeout, command).await {
-            Ok(result) => result.map_err(|e| self.error(e)),
-            Err(_) => Err(self.timed_out()),
-        }
-    }
-}
-
-impl RedisPool {
-    /// A pipeline on a connected client; commands queue locally until `try_all`.
-    fn pipeline(&self) -> Pipeline<Client> {
-        self.pool.next_connected().pipeline()
-    }
-
-    /// Sends a pipeline of single-key commands and converts each reply, failing on the first
-    /// error.
-    async fn run_pipeline<R: fred::types::FromValue>(
-        &self,
-        pipeline: Pipeline<Client>,
-    ) -> Result<Vec<R>, CacheError> {
-        let replies = self
-            .bounded(async { Ok::<_, FredError>(pipeline.try_all::<R>().await) })
-            .await?;
-        replies
-            .into_iter()
-            .map(|r| r.map_err(|e| self.error(e)))
-            .collect()
-    }
-
-    /// GET of each key, one command per key, on a cluster (no CROSSSLOT).
-    async fn get_each(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
-        #[cfg(feature = "replicas")]
-        if self.replica_reads {
-            let pipeline = self.pool.next_connected().replicas().pipeline();
-            for key in keys {
-                let _: () = pipeline.get(*key).await.map_err(|e| self.error(e))?;
-            }
-            let replies = self
-                .bounded(async { Ok::<_, FredError>(pipeline.try_all::<Option<Bytes>>().await) })
-                .await?;
-            return replies
-                .into_iter()
-                .map(|r| r.map_err(|e| self.error(e)))
-                .collect();
-        }
-        let (i, client) = self.connected();
-        let pipeline = client.pipeline();
-        for key in keys {
-            let _: () = pipeline.get(*key).await.map_err(|e| self.error(e))?;
-        }
-        let values = self.run_pipeline(pipeline).await?;
-        self.vouch(i).await?;
-        Ok(values)
-    }
-
-    /// UNLINK of `keys`; the number that existed. One command on a single server; on a cluster,
-    /// where the keys may hash to many slots, a pipeline of one command per key.
-    async fn unlink<K: Into<fred::types::Key> + Clone + Send>(
-        &self,
-        keys: &[K],
-    ) -> Result<u64, CacheError> {
-        match self.topology {
-            Topology::Standalone | Topology::Sentinel => {
-                let keys: Vec<fred::types::Key> = keys.iter().cloned().map(Into::into).collect();
-                let client = self.client();
-                client.send(self, |c| c.unlink(keys)).await
-            }
-            Topology::Cluster => {
-                let pipeline = self.pipeline();
-                for key in keys {
-                    let _: () = pipeline
-                        .unlink(key.clone())
-                        .await
-                        .map_err(|e| self.error(e))?;
-                }
-                let counts: Vec<u64> = self.run_pipeline(pipeline).await?;
-                Ok(counts.into_iter().sum())
-            }
-        }
-    }
-}
-
-/// Replaces the connections of `pool` in the background, failing the commands in flight on them
-/// (they are sent with `fail_fast`); the reconnect policy takes it from there.
-fn replace_connections(pool: &Pool) {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        let pool = pool.clone();
-        drop(runtime.spawn(async move {
-            let _ = pool.force_reconnection().await;
+        let alive = Arc::new(AtomicBool::new(true));
+        let guard = AliveWhileHeld(Arc::clone(&alive));
+        drop(handle.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
         }));
+        // Forget the pools of runtimes that are gone (their connection tasks went with them).
+        bound.retain(|b| b.alive.load(Ordering::Acquire));
+        bound.push(Bound {
+            runtime: handle,
+            pool: Arc::clone(&pool),
+            alive,
+        });
+        Ok(pool)
+    }
+
+    fn find(&self, runtime: Id) -> Option<Arc<RedisPool>> {
+        let bound = self.bound.read().unwrap_or_else(PoisonError::into_inner);
+        bound
+            .iter()
+            .find(|b| b.runtime.id() == runtime)
+            .map(|b| Arc::clone(&b.pool))
     }
 }
 
-/// A TTL in whole milliseconds, at least 1 (Redis refuses 0).
-fn millis(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX)
-}
-
-fn expiration(ttl: Duration) -> Expiration {
-    Expiration::PX(millis(ttl))
-}
-
-impl Backend for RedisPool {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        #[cfg(feature = "replicas")]
-        if self.replica_reads {
-            let client = self.client();
-            let replicas = client.replicas();
-            return client.send(self, |_| replicas.get(key)).await;
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        // A pool's connection tasks run on its runtime and reconnect forever: tell the pools of
+        // the runtimes still running to close. (The home pool stops with the I/O runtime.)
+        let bound = self.bound.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for b in bound.drain(..) {
+            if b.alive.load(Ordering::Acquire) {
+                let pool = b.pool;
+                drop(b.runtime.spawn(async move { pool.quit().await }));
+            }
         }
-        let client = self.client();
-        client.read(self, |c| c.get(key)).await
+    }
+}
+
+impl Backend for RedisBackend {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.here().await?.get_gathered(key).await
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
-        let client = self.client();
-        client
-            .send(self, |c| {
-                c.set(key, value, Some(expiration(ttl)), None, false)
-            })
-            .await
+        self.here().await?.set(key, value, ttl).await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
-        match self.topology {
-            Topology::Cluster => self.get_each(keys).await,
-            Topology::Standalone | Topology::Sentinel => {
-                let keys: Vec<&str> = keys.to_vec();
-                let client = self.client();
-                client.read(self, |c| c.mget(keys)).await
-            }
-        }
+        self.here().await?.get_many(keys).await
     }
 
     async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> Result<(), CacheError> {
-        // One SET per key: on a cluster each is routed by its own key.
-        let pipeline = self.pipeline();
-        for (key, value) in items {
-            // Queued locally; nothing is sent until `all`.
-            let _: () = pipeline
-                .set(key, value, Some(expiration(ttl)), None, false)
-                .await
-                .map_err(|e| self.error(e))?;
-        }
-        let _: Vec<Value> = self.run_pipeline(pipeline).await?;
-        Ok(())
+        self.here().await?.set_many(items, ttl).await
     }
 
     async fn delete(&self, keys: &[&str]) -> Result<u64, CacheError> {
-        let removed = self.unlink(keys).await?;
-        self.settle().await?;
-        Ok(removed)
+        self.here().await?.delete(keys).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        #[cfg(feature = "replicas")]
-        if self.replica_reads {
-            let n: u64 = self
-                .client()
-                .replicas()
-                .exists(key)
-                .await
-                .map_err(|e| self.error(e))?;
-            return Ok(n > 0);
-        }
-        let n = self.about_value(&SCRIPTS.exists_value, key).await?;
-        Ok(n > 0)
+        self.here().await?.exists(key).await
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-        let ms = self.about_value(&SCRIPTS.pttl_of_value, key).await?;
-        // -2: no such key (or a lease marker); -1: no expiry.
-        Ok(u64::try_from(ms).ok().map(Duration::from_millis))
+        self.here().await?.ttl(key).await
     }
 
     async fn increment(&self, key: &str, amount: i64) -> Result<i64, CacheError> {
-        let client = self.client();
-        client.send(self, |c| c.incr_by(key, amount)).await
+        self.here().await?.increment(key, amount).await
     }
 
     async fn get_or_lease(
@@ -737,13 +240,10 @@ impl Backend for RedisPool {
         marker: &Bytes,
         lease_ttl: Duration,
     ) -> Result<Option<Bytes>, CacheError> {
-        let (i, client) = self.connected();
-        let args: Vec<Value> = vec![Value::Bytes(marker.clone()), millis(lease_ttl).into()];
-        let found = self
-            .bounded(SCRIPTS.get_or_lease.evalsha_with_reload(client, key, args))
-            .await?;
-        self.vouch(i).await?;
-        Ok(found)
+        self.here()
+            .await?
+            .get_or_lease(key, marker, lease_ttl)
+            .await
     }
 
     async fn set_if_holds(
@@ -753,17 +253,14 @@ impl Backend for RedisPool {
         value: Bytes,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
-        let args: Vec<Value> = vec![
-            Value::Bytes(marker.clone()),
-            Value::Bytes(value),
-            millis(ttl).into(),
-        ];
-        Ok(self.if_holds(&SCRIPTS.set_if_holds, key, args).await? == 1)
+        self.here()
+            .await?
+            .set_if_holds(key, marker, value, ttl)
+            .await
     }
 
     async fn delete_if_holds(&self, key: &str, expected: &Bytes) -> Result<bool, CacheError> {
-        let args = vec![Value::Bytes(expected.clone())];
-        Ok(self.if_holds(&SCRIPTS.delete_if_holds, key, args).await? == 1)
+        self.here().await?.delete_if_holds(key, expected).await
     }
 
     async fn renew_if_holds(
@@ -772,49 +269,32 @@ impl Backend for RedisPool {
         marker: &Bytes,
         liveness: Duration,
     ) -> Result<bool, CacheError> {
-        let args = vec![Value::Bytes(marker.clone()), millis(liveness).into()];
-        Ok(self.if_holds(&SCRIPTS.renew_if_holds, key, args).await? == 1)
+        self.here()
+            .await?
+            .renew_if_holds(key, marker, liveness)
+            .await
     }
 
     async fn clear_pattern(&self, pattern: &str, from: &mut Resume) -> Result<u64, CacheError> {
-        let removed = self.clear(pattern, &mut from.0).await?;
-        self.settle().await?;
-        Ok(removed)
+        self.here().await?.clear_pattern(pattern, from).await
     }
 
     async fn health(&self) -> HealthReport {
-        self.check_health().await
-    }
-}
-
-impl RedisPool {
-    /// Closes the connections and stops reconnecting.
-    pub(crate) async fn quit(&self) {
-        let _ = self.pool.quit().await;
-        if let Some(fence) = &self.fence {
-            fence.quit().await;
-        }
-    }
-
-    /// Makes the deletes acknowledged so far durable as `CACHE_INVALIDATION_REPLICAS` and
-    /// `CACHE_INVALIDATION_FSYNC` ask ([`durable`]), within the socket timeout; nothing to do
-    /// when they ask for nothing.
-    async fn settle(&self) -> Result<(), CacheError> {
-        let Some(fence) = &self.fence else {
-            return Ok(());
+        // One socket timeout in all, connecting this runtime's pool included.
+        let started = std::time::Instant::now();
+        let check = async {
+            match self.here().await {
+                Ok(pool) => pool.health().await,
+                Err(e) => HealthReport::failed("redis", 0.0, e.to_string()),
+            }
         };
-        match tokio::time::timeout(self.timeout, fence.settle()).await {
-            Ok(settled) => settled,
-            Err(_) => Err(CacheError::NotDurable(format!(
-                "no answer about it within {:?} (REDIS_SOCKET_TIMEOUT)",
-                self.timeout
-            ))),
+        match tokio::time::timeout(self.settings.timeout, check).await {
+            Ok(report) => report,
+            Err(_) => HealthReport::failed(
+                "redis",
+                started.elapsed().as_secs_f64() * 1000.0,
+                CacheError::Timeout(self.settings.timeout).to_string(),
+            ),
         }
-    }
-
-    /// One PING, within the socket timeout: is the deployment answering at all?
-    pub(crate) async fn ping(&self) -> Result<(), CacheError> {
-        let _: String = self.bounded(self.client().ping(None)).await?;
-        Ok(())
     }
 }
