@@ -9,11 +9,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::on_store;
-use crate::backend::Backend;
-use crate::policy::{check_pattern, Cacheable, Policy, Read};
-use crate::stats::{Event, ShutdownReport};
-use crate::telemetry::At;
+use crate::policy::{check_pattern, Cacheable, Policy};
+use crate::stats::ShutdownReport;
 use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
 
 /// A handle to a cache: cheap to clone (one reference count), safe to share across tasks.
@@ -94,18 +91,7 @@ impl Cache {
         &self,
         key: &str,
     ) -> Result<Option<V>, CacheError> {
-        let at = At::Key(key).resolved();
-        match self.inner.read(key, at).await {
-            Read::Value(bytes) => Ok(self.inner.decode(key, at, &bytes)),
-            Read::Absent | Read::Leased => {
-                self.inner.count(Event::Miss, at, 1);
-                Ok(None)
-            }
-            Read::Failed(error) => {
-                self.inner.count(Event::Miss, at, 1);
-                self.inner.settle(Err(error), None)
-            }
-        }
+        self.inner.get(key).await
     }
 
     /// Stores `value` under `key` for `ttl` (`None`: the default TTL).
@@ -115,11 +101,7 @@ impl Cache {
         value: &V,
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
-        if self.inner.store().is_none() {
-            return Ok(());
-        }
-        let bytes = self.inner.encode(value)?;
-        self.set_bytes(key, bytes, ttl).await
+        self.inner.set(key, value, ttl).await
     }
 
     /// Stores `bytes` under `key` exactly as given, for `ttl` (`None`: the default TTL).
@@ -133,62 +115,19 @@ impl Cache {
         bytes: Bytes,
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
-        let Some(store) = self.inner.store() else {
-            return Ok(());
-        };
-        self.inner.check_size(bytes.len())?;
-        if crate::lease::is_marker(&bytes) {
-            // Every caller of the key would take it for another caller's computation.
-            return Err(CacheError::Encode(
-                "these bytes have the shape of a lease marker, which no value has".to_owned(),
-            ));
-        }
-        let ttl = ttl.unwrap_or(self.config().default_ttl());
-        let result = self
-            .inner
-            .guarded(store, |s| async move {
-                on_store!(s, |b| b.set(key, bytes, ttl).await)
-            })
-            .await;
-        if result.is_ok() {
-            self.inner.count(Event::Set, At::Key(key), 1);
-        }
-        self.inner.policy("set", At::Key(key), result, ())
+        self.inner.set_bytes(key, bytes, ttl).await
     }
 
     /// Whether `key` holds a value: not a lease marker (a miss being computed), and not a key a
     /// pending invalidation covers (its value is on its way out).
     pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        let Some(store) = self.inner.store() else {
-            return Ok(false);
-        };
-        if !self.inner.trusted(key) {
-            return Ok(false);
-        }
-        let result = self
-            .inner
-            .guarded(
-                store,
-                |s| async move { on_store!(s, |b| b.exists(key).await) },
-            )
-            .await;
-        self.inner.policy("exists", At::Key(key), result, false)
+        self.inner.exists(key).await
     }
 
     /// The time `key` has left; `None` when it is absent, has no expiry, or holds no value
     /// (see [`exists`](Self::exists)).
     pub async fn get_ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-        let Some(store) = self.inner.store() else {
-            return Ok(None);
-        };
-        if !self.inner.trusted(key) {
-            return Ok(None);
-        }
-        let result = self
-            .inner
-            .guarded(store, |s| async move { on_store!(s, |b| b.ttl(key).await) })
-            .await;
-        self.inner.policy("get_ttl", At::Key(key), result, None)
+        self.inner.ttl(key).await
     }
 
     /// Removes `keys` and returns how many existed.
@@ -234,16 +173,7 @@ impl Cache {
     /// Counters hold plain integers, not encoded values: read one with `increment(key, 0)`.
     /// Failing silently, a failure returns 0.
     pub async fn increment(&self, key: &str, amount: i64) -> Result<i64, CacheError> {
-        let Some(store) = self.inner.store() else {
-            return Ok(0);
-        };
-        let result = self
-            .inner
-            .guarded(store, |s| async move {
-                on_store!(s, |b| b.increment(key, amount).await)
-            })
-            .await;
-        self.inner.policy("increment", At::Key(key), result, 0)
+        self.inner.increment(key, amount).await
     }
 
     /// The values under `keys`, in order, in one round trip (`MGET`).
@@ -256,40 +186,7 @@ impl Cache {
     ) -> Result<Vec<Option<V>>, CacheError> {
         let keys: Vec<K> = keys.into_iter().collect();
         let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
-        let misses = || keys.iter().map(|_| None).collect::<Vec<_>>();
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let Some(store) = self.inner.store() else {
-            return Ok(misses());
-        };
-        let wanted = &keys;
-        let result = self
-            .inner
-            .guarded(store, |s| async move {
-                on_store!(s, |b| b.get_many(wanted).await)
-            })
-            .await;
-        let values = match result {
-            Ok(values) => values,
-            Err(e) => {
-                self.inner.count(Event::Miss, At::Keys, keys.len() as u64);
-                return self.inner.policy("get_many", At::Keys, Err(e), misses());
-            }
-        };
-        Ok(keys
-            .iter()
-            .zip(values)
-            .map(|(key, bytes)| match bytes {
-                Some(bytes) if !crate::lease::is_marker(&bytes) && self.inner.trusted(key) => {
-                    self.inner.decode(key, At::Key(key), &bytes)
-                }
-                _ => {
-                    self.inner.count(Event::Miss, At::Key(key), 1);
-                    None
-                }
-            })
-            .collect())
+        self.inner.get_many(&keys).await
     }
 
     /// Stores every `(key, value)` pair for `ttl` (`None`: the default TTL) in one round trip
@@ -299,32 +196,7 @@ impl Cache {
         items: impl IntoIterator<Item = (K, V)>,
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
-        let Some(store) = self.inner.store() else {
-            return Ok(());
-        };
-        let items = items
-            .into_iter()
-            .map(|(k, v)| {
-                let bytes = self.inner.encode(&v)?;
-                self.inner.check_size(bytes.len())?;
-                Ok((k.into(), bytes))
-            })
-            .collect::<Result<Vec<(String, Bytes)>, CacheError>>()?;
-        if items.is_empty() {
-            return Ok(());
-        }
-        let count = items.len() as u64;
-        let ttl = ttl.unwrap_or(self.config().default_ttl());
-        let result = self
-            .inner
-            .guarded(store, |s| async move {
-                on_store!(s, |b| b.set_many(items, ttl).await)
-            })
-            .await;
-        if result.is_ok() {
-            self.inner.count(Event::Set, At::Keys, count);
-        }
-        self.inner.policy("set_many", At::Keys, result, ())
+        self.inner.set_many(items, ttl).await
     }
 
     /// Checks the backend, within one socket timeout in all: PING latency and, for Redis, what

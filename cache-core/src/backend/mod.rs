@@ -23,17 +23,6 @@ pub(crate) enum Store {
     Memory(MemoryBackend),
 }
 
-/// Runs the same call on whichever backend the store is.
-macro_rules! on_store {
-    ($store:expr, |$backend:ident| $call:expr) => {
-        match $store {
-            $crate::backend::Store::Redis($backend) => $call,
-            $crate::backend::Store::Memory($backend) => $call,
-        }
-    };
-}
-pub(crate) use on_store;
-
 /// A backend, connected.
 pub(crate) struct Connected {
     pub(crate) store: Store,
@@ -141,6 +130,110 @@ pub(crate) trait Backend {
     async fn clear_pattern(&self, pattern: &str, from: &mut Resume) -> Result<u64, CacheError>;
     /// A health report; never fails.
     async fn health(&self) -> HealthReport;
+}
+
+/// Whichever backend the store is: the one place that tells them apart for a command.
+impl Backend for Store {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        match self {
+            Store::Redis(b) => b.get(key).await,
+            Store::Memory(b) => b.get(key).await,
+        }
+    }
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        match self {
+            Store::Redis(b) => b.set(key, value, ttl).await,
+            Store::Memory(b) => b.set(key, value, ttl).await,
+        }
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        match self {
+            Store::Redis(b) => b.get_many(keys).await,
+            Store::Memory(b) => b.get_many(keys).await,
+        }
+    }
+    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> Result<(), CacheError> {
+        match self {
+            Store::Redis(b) => b.set_many(items, ttl).await,
+            Store::Memory(b) => b.set_many(items, ttl).await,
+        }
+    }
+    async fn delete(&self, keys: &[&str]) -> Result<u64, CacheError> {
+        match self {
+            Store::Redis(b) => b.delete(keys).await,
+            Store::Memory(b) => b.delete(keys).await,
+        }
+    }
+    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        match self {
+            Store::Redis(b) => b.exists(key).await,
+            Store::Memory(b) => b.exists(key).await,
+        }
+    }
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
+        match self {
+            Store::Redis(b) => b.ttl(key).await,
+            Store::Memory(b) => b.ttl(key).await,
+        }
+    }
+    async fn increment(&self, key: &str, amount: i64) -> Result<i64, CacheError> {
+        match self {
+            Store::Redis(b) => b.increment(key, amount).await,
+            Store::Memory(b) => b.increment(key, amount).await,
+        }
+    }
+    async fn get_or_lease(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        lease_ttl: Duration,
+    ) -> Result<Option<Bytes>, CacheError> {
+        match self {
+            Store::Redis(b) => b.get_or_lease(key, marker, lease_ttl).await,
+            Store::Memory(b) => b.get_or_lease(key, marker, lease_ttl).await,
+        }
+    }
+    async fn set_if_holds(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        match self {
+            Store::Redis(b) => b.set_if_holds(key, marker, value, ttl).await,
+            Store::Memory(b) => b.set_if_holds(key, marker, value, ttl).await,
+        }
+    }
+    async fn delete_if_holds(&self, key: &str, expected: &Bytes) -> Result<bool, CacheError> {
+        match self {
+            Store::Redis(b) => b.delete_if_holds(key, expected).await,
+            Store::Memory(b) => b.delete_if_holds(key, expected).await,
+        }
+    }
+    async fn renew_if_holds(
+        &self,
+        key: &str,
+        marker: &Bytes,
+        liveness: Duration,
+    ) -> Result<bool, CacheError> {
+        match self {
+            Store::Redis(b) => b.renew_if_holds(key, marker, liveness).await,
+            Store::Memory(b) => b.renew_if_holds(key, marker, liveness).await,
+        }
+    }
+    async fn clear_pattern(&self, pattern: &str, from: &mut Resume) -> Result<u64, CacheError> {
+        match self {
+            Store::Redis(b) => b.clear_pattern(pattern, from).await,
+            Store::Memory(b) => b.clear_pattern(pattern, from).await,
+        }
+    }
+    async fn health(&self) -> HealthReport {
+        match self {
+            Store::Redis(b) => b.health().await,
+            Store::Memory(b) => b.health().await,
+        }
+    }
 }
 
 /// The error Redis gives for INCRBY on a value that is not an integer, shared by both backends.

@@ -16,7 +16,6 @@ use cache_keys::pattern;
 
 use super::pending::Added;
 use super::Policy;
-use crate::backend::on_store;
 use crate::backend::{Backend, Resume};
 use crate::stats::{Event, ShutdownReport};
 use crate::telemetry::{self, At};
@@ -63,12 +62,11 @@ impl Policy {
             tokio::task::coop::consume_budget().await;
             return Ok(0);
         };
-        let delete = retried(|| {
-            self.guarded(
-                store,
-                |s| async move { on_store!(s, |b| b.delete(keys).await) },
-            )
-        });
+        // The backend's future on the heap: an invalidation is awaited inside the caller's own
+        // future (an `#[invalidate_cache]` body's), whose type would otherwise nest every level
+        // down to fred's, past rustc's default query depth in a user's crate.
+        let delete =
+            retried(|| self.guarded(store, |s| async move { Box::pin(s.delete(keys)).await }));
         let result = crate::runtime::anywhere!(self, delete);
         let at = At::of_keys(keys);
         match result {
@@ -100,7 +98,7 @@ impl Policy {
         let clear = retried(|| {
             self.guarded(store, |s| async {
                 let mut from = Resume::default();
-                let result = on_store!(s, |b| b.clear_pattern(pattern, &mut from).await);
+                let result = Box::pin(s.clear_pattern(pattern, &mut from)).await;
                 *stopped.lock().unwrap_or_else(PoisonError::into_inner) = from;
                 result
             })
@@ -209,11 +207,11 @@ impl Policy {
         let mut replayed = 0;
         for (glob, number) in self.pending.snapshot() {
             let result = match pattern::literal_key(&glob) {
-                Some(key) => on_store!(store, |b| b.delete(&[key.as_str()]).await).map(drop),
+                Some(key) => store.delete(&[key.as_str()]).await.map(drop),
                 None => {
                     // A walk longer than CACHE_CLEAR_TIMEOUT finishes over several replays.
                     let mut from = self.pending.resume(&glob);
-                    let result = on_store!(store, |b| b.clear_pattern(&glob, &mut from).await);
+                    let result = store.clear_pattern(&glob, &mut from).await;
                     if result.is_err() {
                         self.pending.stopped(&glob, from);
                     }

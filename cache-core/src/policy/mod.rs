@@ -20,6 +20,7 @@
 mod breaker;
 mod flight;
 mod invalidation;
+mod operations;
 mod pending;
 mod read_through;
 mod recent;
@@ -32,7 +33,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::{self, on_store, Backend, Connected, Store};
+use crate::backend::{self, Backend, Connected, Store};
 use crate::codec::{decoded_len, DecodeError};
 use crate::config::BackendConfig;
 use crate::runtime::IoRuntime;
@@ -308,7 +309,7 @@ impl Policy {
         }
         let started = Instant::now();
         let read = self
-            .guarded(store, |s| async move { on_store!(s, |b| b.get(key).await) })
+            .guarded(store, |s| async move { s.get(key).await })
             .await;
         telemetry::duration(Timed::Read, at, started.elapsed());
         match read {

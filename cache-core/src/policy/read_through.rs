@@ -41,7 +41,7 @@ use tracing::Instrument as _;
 use super::flight::{Join, Leader, Outcome, Waiter};
 use super::{Policy, Read};
 use crate::backend::Backend;
-use crate::backend::{on_store, Store};
+use crate::backend::Store;
 use crate::lease;
 use crate::stats::Event;
 use crate::telemetry::{self, At, Timed};
@@ -363,7 +363,7 @@ impl Policy {
             let sent = Instant::now();
             let found = self
                 .guarded(store, |s| async move {
-                    on_store!(s, |b| b.get_or_lease(key, marker, liveness).await)
+                    s.get_or_lease(key, marker, liveness).await
                 })
                 .await;
             let bytes = match found {
@@ -413,9 +413,10 @@ impl Policy {
             cleared = true;
             let bytes = &bytes;
             let _ = self
-                .guarded(store, |s| async move {
-                    on_store!(s, |b| b.delete_if_holds(key, bytes).await)
-                })
+                .guarded(
+                    store,
+                    |s| async move { s.delete_if_holds(key, bytes).await },
+                )
                 .await;
         }
     }
@@ -589,9 +590,7 @@ impl LeaseGuard {
             for _ in 0..rounds {
                 tokio::time::sleep(liveness / 3).await;
                 let renewed = match &policy.store {
-                    Some(store) => {
-                        on_store!(store, |b| b.renew_if_holds(&key, &marker, liveness).await)
-                    }
+                    Some(store) => store.renew_if_holds(&key, &marker, liveness).await,
                     None => return,
                 };
                 if !matches!(renewed, Ok(true)) {
@@ -618,7 +617,7 @@ impl LeaseGuard {
         let result = self
             .policy
             .guarded(store, |s| async move {
-                on_store!(s, |b| b.set_if_holds(key, marker, value, ttl).await)
+                s.set_if_holds(key, marker, value, ttl).await
             })
             .await;
         self.armed = result.is_err();
@@ -633,9 +632,10 @@ impl LeaseGuard {
             let (key, marker) = (&self.key, &self.marker);
             let _ = self
                 .policy
-                .guarded(store, |s| async move {
-                    on_store!(s, |b| b.delete_if_holds(key, marker).await)
-                })
+                .guarded(
+                    store,
+                    |s| async move { s.delete_if_holds(key, marker).await },
+                )
                 .await;
         }
     }
