@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::policy::{check_pattern, Cacheable, Policy};
 use crate::stats::ShutdownReport;
-use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
+use crate::{config::CacheConfig, error::CacheError, health::HealthReport, stats::CacheStats};
 
 /// A handle to a cache: cheap to clone (one reference count), safe to share across tasks.
 ///

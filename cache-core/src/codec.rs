@@ -19,7 +19,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
-use crate::{fingerprint, CacheError};
+use crate::{error::CacheError, fingerprint};
 pub use bounds::{Bound, ZERO_SIZED_ALLOWANCE};
 use bounds::{BoundedSeed, Tally};
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 
 use crate::stats::ShutdownReport;
-use crate::{Cache, CacheConfig, CacheError};
+use crate::{cache::Cache, config::CacheConfig, error::CacheError};
 
 static GLOBAL: OnceLock<Cache> = OnceLock::new();
 

@@ -224,7 +224,7 @@ impl CacheKey for uuid::Uuid {
 
 #[cfg(feature = "chrono")]
 mod chrono_keys {
-    use super::CacheKey;
+    use crate::key::CacheKey;
     use cache_keys::key::push_text;
     use std::fmt::Write as _;
 

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::policy::Cacheable;
 use crate::telemetry::At;
-use crate::{Cache, CacheError};
+use crate::{cache::Cache, error::CacheError};
 
 pub use crate::key::CacheKey;
 pub use crate::registry::{InvalidationEntry, KeySpaceEntry};
@@ -286,7 +286,7 @@ pub fn log_only<R>(_: CacheError) -> Option<R> {
 async fn global_cache() -> Result<Cow<'static, Cache>, CacheError> {
     match crate::global::initialized() {
         Some(cache) => Ok(Cow::Borrowed(cache)),
-        None => crate::get_cache().await.map(Cow::Owned),
+        None => crate::global::get_cache().await.map(Cow::Owned),
     }
 }
 

@@ -8,7 +8,7 @@ use std::future::Future;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
-use crate::CacheError;
+use crate::error::CacheError;
 
 /// A current-thread runtime driven by a thread of its own, until this value is dropped.
 #[derive(Debug)]

@@ -14,8 +14,8 @@
 
 use std::sync::{Arc, Weak};
 
+use crate::cache::Cache;
 use crate::policy::Policy;
-use crate::Cache;
 
 /// Watches the runtime that set up the process-wide cache from the main thread (`main` under
 /// `#[tokio::main]`): when it ends, the process is exiting, and the invalidations still pending

@@ -29,7 +29,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::{get_cache, Cache, HealthReport};
+use crate::{cache::Cache, global::get_cache, health::HealthReport};
 
 /// The path the health route answers on.
 pub const HEALTH_PATH: &str = "/health/cache";

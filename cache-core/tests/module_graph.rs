@@ -287,3 +287,36 @@ fn the_checker_finds_cycles() {
     let refs: Vec<String> = refs.iter().map(|r| r.join("::")).collect();
     assert_eq!(refs, ["config::X", "error::Y", "policy::breaker::Z"]);
 }
+
+/// Internal code names the module that defines what it uses, never a re-export of the crate
+/// root (`crate::CacheError`): the root sits above every layer, and an import through it hides
+/// which layer a file depends on. `lib.rs` itself, and tests, may.
+#[test]
+fn internal_code_does_not_import_through_the_crate_root() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let known = modules(&src);
+    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
+    let root = root_exports(&lib);
+    let test_only = test_modules(&known);
+    let mut found = Vec::new();
+    for (module, path) in &known {
+        if module.is_empty() || test_only.iter().any(|t| module.starts_with(t)) {
+            continue;
+        }
+        let source = std::fs::read_to_string(path).expect("source");
+        for reference in references(module, &source) {
+            // A root re-export is a one-segment path that `lib.rs` re-exports and that names no
+            // module of its own (`crate::shutdown` is a module and a re-exported fn).
+            if let [name] = reference.as_slice() {
+                if root.contains_key(name) && !known.contains_key(&reference) {
+                    found.push(format!("{}: crate::{name}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "import these from the module that defines them:\n{}",
+        found.join("\n")
+    );
+}

@@ -17,7 +17,7 @@ use moka::Expiry;
 
 use super::{Backend, Resume, NOT_AN_INTEGER, OVERFLOW};
 use crate::lease;
-use crate::{CacheError, HealthReport};
+use crate::{error::CacheError, health::HealthReport};
 
 /// One stored value and when it expires.
 #[derive(Clone, Debug)]

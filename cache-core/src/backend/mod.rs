@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::config::BackendConfig;
 use crate::runtime::IoRuntime;
-use crate::{CacheConfig, CacheError, HealthReport};
+use crate::{config::CacheConfig, error::CacheError, health::HealthReport};
 use memory::MemoryBackend;
 use redis::{Durability, PoolSettings, RedisBackend};
 

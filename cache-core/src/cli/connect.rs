@@ -21,7 +21,7 @@ use futures_util::Stream;
 use super::Failure;
 use crate::backend::redis::Topology;
 use crate::config::BackendConfig;
-use crate::CacheConfig;
+use crate::config::CacheConfig;
 
 /// A connected client, and what it is connected to.
 pub(crate) struct Redis {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{Failure, EXIT_FAILED};
 use crate::config::BackendConfig;
-use crate::{Cache, CacheConfig, HealthReport};
+use crate::{cache::Cache, config::CacheConfig, health::HealthReport};
 
 pub(super) async fn run(config: CacheConfig, json: bool) -> Result<(), Failure> {
     let target = match config.backend() {

@@ -10,7 +10,7 @@ use fred::prelude::KeysInterface;
 use super::connect::Redis;
 use super::Failure;
 use crate::codec::{inflate, CodecKind, DecodeError, StoredHeader, FLAG_LZ4, FORMAT_VERSION};
-use crate::CacheConfig;
+use crate::config::CacheConfig;
 
 /// How many payload bytes the hex preview shows.
 const PREVIEW_BYTES: usize = 64;

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use super::connect::Redis;
 use super::progress::{self, Mode, Progress};
 use super::{Failure, EXIT_FAILED};
-use crate::CacheConfig;
+use crate::config::CacheConfig;
 
 /// Keys asked for per SCAN step, as `clear_pattern` does.
 const SCAN_COUNT: u32 = 1000;

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::CacheConfig;
+use crate::config::CacheConfig;
 
 pub use stats::key_space;
 

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 
 use super::connect::Redis;
 use super::Failure;
-use crate::CacheConfig;
+use crate::config::CacheConfig;
 
 /// The sample size when `--sample` is not given.
 pub(super) const DEFAULT_SAMPLE: u64 = 10_000;

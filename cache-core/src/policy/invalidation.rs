@@ -17,9 +17,9 @@ use cache_keys::pattern;
 use super::pending::Added;
 use super::Policy;
 use crate::backend::{Backend, Resume};
+use crate::error::CacheError;
 use crate::stats::{Event, ShutdownReport};
 use crate::telemetry::{self, At};
-use crate::CacheError;
 
 /// Pauses before the second and third tries of a failed delete.
 const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(20), Duration::from_millis(100)];

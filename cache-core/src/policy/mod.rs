@@ -39,8 +39,8 @@ use crate::config::BackendConfig;
 use crate::runtime::IoRuntime;
 use crate::stats::{Counters, Event};
 use crate::telemetry::{self, At, Timed};
+use crate::{config::CacheConfig, error::CacheError, health::HealthReport, stats::CacheStats};
 use crate::{lease, offload};
-use crate::{CacheConfig, CacheError, CacheStats, HealthReport};
 
 use breaker::{Admission, Breaker};
 use flight::FlightTable;

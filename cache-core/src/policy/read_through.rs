@@ -42,10 +42,10 @@ use super::flight::{Join, Leader, Outcome, Waiter};
 use super::{Policy, Read};
 use crate::backend::Backend;
 use crate::backend::Store;
+use crate::error::CacheError;
 use crate::lease;
 use crate::stats::Event;
 use crate::telemetry::{self, At, Timed};
-use crate::CacheError;
 
 tokio::task_local! {
     /// The keys the current task computes as a leader, each with the address of its cache.

@@ -34,7 +34,7 @@ use tokio::sync::oneshot;
 
 use super::RedisPool;
 use crate::backend::Backend;
-use crate::CacheError;
+use crate::error::CacheError;
 
 /// How many reads must be under way on a pool before the next one joins a batch. Measured with
 /// `hit_load cache 2 TASKS 2`, a key per task, three runs each, thousands of hits per second

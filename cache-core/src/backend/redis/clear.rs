@@ -14,7 +14,7 @@ use fred::types::{Key, Value};
 use super::cluster;
 use super::topology::Topology;
 use super::RedisPool;
-use crate::CacheError;
+use crate::error::CacheError;
 
 /// How many keys one SCAN step asks for: large enough to amortize round trips, small enough that
 /// one step never blocks the server for long.

@@ -14,7 +14,7 @@ use fred::types::Value;
 use super::topology::Topology;
 use super::RedisPool;
 use crate::backend::{Backend, Resume};
-use crate::{CacheError, HealthReport};
+use crate::{error::CacheError, health::HealthReport};
 
 /// GET, or, when the key is empty, SET the lease marker (`ARGV[1]`) with NX for `ARGV[2]` ms.
 /// Replies with the value, or nil when the lease was taken.

@@ -23,7 +23,7 @@ use fred::types::cluster::ClusterRouting;
 use fred::types::config::Server;
 use fred::types::{ClusterHash, CustomCommand, Value};
 
-use crate::CacheError;
+use crate::error::CacheError;
 
 /// The key each primary's fence is written to; on a cluster, with a hash tag that puts it on
 /// that primary.

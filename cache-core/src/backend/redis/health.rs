@@ -10,7 +10,7 @@ use fred::types::CustomCommand;
 use super::cluster;
 use super::topology::Topology;
 use super::RedisPool;
-use crate::{HealthReport, NodeHealth};
+use crate::{health::HealthReport, health::NodeHealth};
 
 impl RedisPool {
     /// The health of the deployment, within one socket timeout in all.

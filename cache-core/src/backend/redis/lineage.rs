@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 
 use super::topology::Topology;
 use super::RedisPool;
-use crate::CacheError;
+use crate::error::CacheError;
 
 /// Who a node says it is.
 #[derive(Debug, Clone, PartialEq, Eq)]

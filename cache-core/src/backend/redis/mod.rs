@@ -35,7 +35,7 @@ pub(crate) mod tls;
 mod topology;
 
 use super::{Backend, Resume};
-use crate::{CacheError, HealthReport};
+use crate::{error::CacheError, health::HealthReport};
 pub(crate) use clear::Stopped;
 pub(crate) use durable::Durability;
 pub(crate) use lineage::Lineage;

@@ -24,7 +24,7 @@ use super::in_flight::{self, Expired, InFlight, Ticket};
 use super::topology::{self, Topology};
 use super::{batch, durable, Durability, Lineage};
 use crate::config::{RedisUrl, TlsFiles};
-use crate::CacheError;
+use crate::error::CacheError;
 
 /// What every pool of one cache is connected with.
 #[derive(Debug, Clone)]

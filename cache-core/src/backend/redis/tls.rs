@@ -13,8 +13,8 @@ use fred::rustls::{ClientConfig, RootCertStore};
 use fred::types::config::TlsConfig;
 
 use crate::config::TlsFiles;
+use crate::error::CacheError;
 use crate::error::ConfigError;
-use crate::CacheError;
 
 /// The client TLS configuration for `files`; `None` when they name nothing (fred's defaults, with
 /// the system's trusted roots, then apply).
