@@ -30,7 +30,6 @@ mod global;
 mod health;
 mod key;
 mod lease;
-mod offload;
 mod policy;
 mod private;
 pub mod registry;

@@ -20,6 +20,7 @@
 mod breaker;
 mod flight;
 mod invalidation;
+mod offload;
 mod operations;
 mod pending;
 mod read_through;
@@ -40,7 +41,7 @@ use crate::runtime::IoRuntime;
 use crate::stats::{Counters, Event};
 use crate::telemetry::{self, At, Timed};
 use crate::{config::CacheConfig, error::CacheError, health::HealthReport, stats::CacheStats};
-use crate::{lease, offload};
+use crate::lease;
 
 use breaker::{Admission, Breaker};
 use flight::FlightTable;
