@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::backend::{self, Backend, Connected, Store};
-use crate::codec::{decoded_len, DecodeError};
+use crate::codec::{decoded_len, DecodeError, Envelope};
 use crate::config::BackendConfig;
 use crate::runtime::IoRuntime;
 use crate::stats::{Counters, Event};
@@ -63,6 +63,8 @@ const CORRUPT_KEYS_REMEMBERED: u64 = 10_000;
 /// One cache's policy and state. [`Cache`](crate::Cache) is a handle on an `Arc` of it.
 pub(crate) struct Policy {
     config: CacheConfig,
+    /// How values are written and read, from `config`, made once.
+    envelope: Envelope,
     /// `None` when caching is disabled.
     store: Option<Store>,
     breaker: Breaker,
@@ -125,6 +127,7 @@ impl Policy {
         let recent = Recent::new(config.replay_window());
         let policy = Arc::new(Policy {
             breaker: Breaker::new(config.breaker_threshold(), config.breaker_probe_interval()),
+            envelope: config.envelope(),
             config,
             store,
             counters: Counters::default(),
@@ -334,7 +337,7 @@ impl Policy {
         // Which type this is, for the offloading heuristic: one `type_name` string per type.
         let type_key = std::any::type_name::<V>().as_ptr() as u64;
         let bytes = offload::run(min > 0 && offload::was_large(type_key), || {
-            config.envelope().encode(value)
+            self.envelope.encode(value)
         })?;
         offload::remember(type_key, min > 0 && bytes.len() >= min);
         Ok(Bytes::from(bytes))
@@ -397,7 +400,7 @@ impl Policy {
         // A value over the limit is refused at once: not worth a thread.
         let len = decoded_len(bytes);
         offload::run(min > 0 && len >= min && len <= limit, || {
-            self.config.envelope().decode(bytes)
+            self.envelope.decode(bytes)
         })
     }
 
