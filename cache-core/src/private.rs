@@ -24,7 +24,7 @@ use crate::telemetry::At;
 use crate::{cache::Cache, error::CacheError};
 
 pub use crate::key::CacheKey;
-pub use crate::registry::{InvalidationEntry, KeySpaceEntry};
+pub use crate::registry::{InvalidationEntry, KeySpaceDecl};
 pub use core::any::type_name;
 pub use inventory;
 pub use std::string::String;

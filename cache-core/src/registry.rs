@@ -35,24 +35,73 @@ use cache_keys::space::{split_template, Space};
 /// A key space, registered by `#[cached]` or [`key_space!`](crate::key_space).
 #[derive(Debug)]
 pub struct KeySpaceEntry {
-    /// The constant start of every key (`user:get_user`, `user:get_user:v2`, or the prefix of a
-    /// key builder).
+    declared: KeySpaceDecl,
+}
+
+/// What the attributes and [`key_space!`](crate::key_space) write to register a key space:
+/// [`KeySpaceEntry::new`]'s argument. Not for other code.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct KeySpaceDecl {
     pub head: &'static str,
-    /// True when the head is the only key (a function without key arguments or generics).
     pub exact: bool,
-    /// True when a key builder (or hand-written code) writes what follows the head.
     pub builder: bool,
-    /// True when the function opted into sharing its key space (`shared_keys`).
     pub shared: bool,
+    pub method: bool,
+    pub function: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+}
+
+impl KeySpaceEntry {
+    /// The entry the expansion of an attribute declares. Not for other code.
+    #[doc(hidden)]
+    pub const fn new(declared: KeySpaceDecl) -> Self {
+        KeySpaceEntry { declared }
+    }
+
+    /// The constant start of every key (`user:get_user`, `user:get_user:v2`, or the prefix of
+    /// a key builder).
+    pub fn head(&self) -> &'static str {
+        self.declared.head
+    }
+
+    /// True when the head is the only key (a function without key arguments or generics).
+    pub fn exact(&self) -> bool {
+        self.declared.exact
+    }
+
+    /// True when a key builder (or hand-written code) writes what follows the head.
+    pub fn builder(&self) -> bool {
+        self.declared.builder
+    }
+
+    /// True when the function opted into sharing its key space (`shared_keys`).
+    pub fn shared(&self) -> bool {
+        self.declared.shared
+    }
+
     /// True for a method: its keys carry the concrete `Self` type, so two methods of one name
     /// on different types never meet.
-    pub method: bool,
-    /// Where it is declared: `module::function` (or the module, for [`key_space!`](crate::key_space)).
-    pub function: &'static str,
+    pub fn method(&self) -> bool {
+        self.declared.method
+    }
+
+    /// Where it is declared: `module::function` (or the module, for
+    /// [`key_space!`](crate::key_space)).
+    pub fn function(&self) -> &'static str {
+        self.declared.function
+    }
+
     /// The source file.
-    pub file: &'static str,
+    pub fn file(&self) -> &'static str {
+        self.declared.file
+    }
+
     /// The line in `file`.
-    pub line: u32,
+    pub fn line(&self) -> u32 {
+        self.declared.line
+    }
 }
 
 /// A string pattern of `#[invalidate_cache]`.
@@ -76,13 +125,13 @@ inventory::collect!(InvalidationEntry);
 impl KeySpaceEntry {
     fn space(&self) -> Space<'static> {
         Space {
-            head: self.head,
-            exact: self.exact,
+            head: self.head(),
+            exact: self.exact(),
         }
     }
 
     fn site(&self) -> String {
-        format!("`{}` ({}:{})", self.function, self.file, self.line)
+        format!("`{}` ({}:{})", self.function(), self.file(), self.line())
     }
 }
 
@@ -95,7 +144,7 @@ impl InvalidationEntry {
 /// Every registered key space, sorted by head.
 pub fn key_spaces() -> Vec<&'static KeySpaceEntry> {
     let mut spaces: Vec<_> = inventory::iter::<KeySpaceEntry>.into_iter().collect();
-    spaces.sort_by_key(|s| (s.head, s.function, s.file, s.line));
+    spaces.sort_by_key(|s| (s.head(), s.function(), s.file(), s.line()));
     spaces
 }
 
@@ -207,10 +256,11 @@ fn check(spaces: &[&KeySpaceEntry], patterns: &[&InvalidationEntry]) -> Result<(
     let mut findings = Vec::new();
     for (i, a) in spaces.iter().enumerate() {
         for b in &spaces[i + 1..] {
-            let methods_of_one_name = a.method && b.method && a.head == b.head;
-            if a.space().overlaps(b.space()) && !(a.shared && b.shared) && !methods_of_one_name {
+            let methods_of_one_name = a.method() && b.method() && a.head() == b.head();
+            if a.space().overlaps(b.space()) && !(a.shared() && b.shared()) && !methods_of_one_name
+            {
                 findings.push(Finding::SharedKeySpace {
-                    heads: (a.head.to_owned(), b.head.to_owned()),
+                    heads: (a.head().to_owned(), b.head().to_owned()),
                     sites: (a.site(), b.site()),
                 });
             }
@@ -227,7 +277,7 @@ fn check(spaces: &[&KeySpaceEntry], patterns: &[&InvalidationEntry]) -> Result<(
         let heads: BTreeSet<&str> = spaces
             .iter()
             .filter(|s| s.space().reached_by_template(&template))
-            .map(|s| s.head)
+            .map(|s| s.head())
             .collect();
         match heads.len() {
             0 => findings.push(Finding::UnmatchedPattern {
@@ -297,7 +347,7 @@ macro_rules! key_space {
     };
     (@entry $head:literal, $exact:literal) => {
         $crate::__private::inventory::submit! {
-            $crate::__private::KeySpaceEntry {
+            $crate::registry::KeySpaceEntry::new($crate::__private::KeySpaceDecl {
                 head: $head,
                 exact: $exact,
                 builder: true,
@@ -306,7 +356,7 @@ macro_rules! key_space {
                 function: ::core::module_path!(),
                 file: ::core::file!(),
                 line: ::core::line!(),
-            }
+            })
         }
     };
 }
@@ -316,7 +366,7 @@ mod tests {
     use super::*;
 
     fn space(head: &'static str, exact: bool, shared: bool) -> KeySpaceEntry {
-        KeySpaceEntry {
+        KeySpaceEntry::new(KeySpaceDecl {
             head,
             exact,
             builder: false,
@@ -325,7 +375,7 @@ mod tests {
             function: "f",
             file: "x.rs",
             line: 1,
-        }
+        })
     }
 
     fn pattern(pattern: &'static str, allow_all: bool) -> InvalidationEntry {

@@ -164,7 +164,7 @@ fn heads() -> &'static Heads {
     HEADS.get_or_init(|| {
         registry::key_spaces()
             .iter()
-            .map(|s| (s.head, SpaceLabel::new(s.head)))
+            .map(|s| (s.head(), SpaceLabel::new(s.head())))
             .collect()
     })
 }
@@ -213,13 +213,13 @@ fn space_of_key(key: &str) -> &'static SpaceLabel {
 fn space_of_pattern(pattern: &str) -> &'static SpaceLabel {
     let mut reached = registry::key_spaces().into_iter().filter(|s| {
         Space {
-            head: s.head,
-            exact: s.exact,
+            head: s.head(),
+            exact: s.exact(),
         }
         .reached_by(pattern)
     });
     match (reached.next(), reached.next()) {
-        (Some(only), None) => heads().get(only.head).unwrap_or(&OTHER_SPACE),
+        (Some(only), None) => heads().get(only.head()).unwrap_or(&OTHER_SPACE),
         (Some(_), Some(_)) => &SEVERAL_SPACE,
         (None, _) => &OTHER_SPACE,
     }

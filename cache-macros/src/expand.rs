@@ -244,7 +244,7 @@ fn register_key_space(config: &CachedConfig) -> TokenStream {
     let name = info.name.unraw().to_string();
     quote! {
         #krate::__private::inventory::submit! {
-            #krate::__private::KeySpaceEntry {
+            #krate::registry::KeySpaceEntry::new(#krate::__private::KeySpaceDecl {
                 head: #head,
                 exact: #exact,
                 builder: #builder,
@@ -253,7 +253,7 @@ fn register_key_space(config: &CachedConfig) -> TokenStream {
                 function: ::core::concat!(::core::module_path!(), "::", #name),
                 file: ::core::file!(),
                 line: ::core::line!(),
-            }
+            })
         }
     }
 }

@@ -125,7 +125,7 @@ fn verify_reports_each_mistake_and_nothing_else() {
 
 #[test]
 fn the_registry_lists_every_key_space() {
-    let heads: Vec<&str> = registry::key_spaces().iter().map(|s| s.head).collect();
+    let heads: Vec<&str> = registry::key_spaces().iter().map(|s| s.head()).collect();
     for head in [
         "reg_profile",
         "reg_both",

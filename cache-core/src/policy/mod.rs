@@ -37,11 +37,11 @@ use serde::Serialize;
 use crate::backend::{self, Backend, Connected, Store};
 use crate::codec::{decoded_len, DecodeError, Envelope};
 use crate::config::BackendConfig;
+use crate::lease;
 use crate::runtime::IoRuntime;
 use crate::stats::{Counters, Event};
 use crate::telemetry::{self, At, Timed};
 use crate::{config::CacheConfig, error::CacheError, health::HealthReport, stats::CacheStats};
-use crate::lease;
 
 use breaker::{Admission, Breaker};
 use flight::FlightTable;
@@ -107,7 +107,9 @@ impl Policy {
     /// Connects the backend `config` names and starts the background task.
     pub(crate) async fn start(config: CacheConfig) -> Result<Arc<Policy>, CacheError> {
         let (store, io) = if config.enabled() {
-            let Connected { store, io, started } = backend::connect(&config).await?;
+            // Boxed: connecting nests every backend level, and the future of a caller's first
+            // `get_cache()` (inside its own async fns) would carry that depth in its type.
+            let Connected { store, io, started } = Box::pin(backend::connect(&config)).await?;
             if let BackendConfig::Redis(url) = config.backend() {
                 match started {
                     Ok(()) => tracing::info!(url = %url, "connected to Redis"),
@@ -313,7 +315,15 @@ impl Policy {
         }
         let started = Instant::now();
         let read = self
-            .guarded(store, |s| async move { s.get(key).await })
+            .guarded(store, |s| async move {
+                // Matched here rather than through `Store`'s own `get`: one async level less in
+                // the type of every `#[cached]` future, which users' crates lay out (rustc's
+                // query depth, 128 by default, was reached with it).
+                match s {
+                    Store::Redis(b) => b.get(key).await,
+                    Store::Memory(b) => b.get(key).await,
+                }
+            })
             .await;
         telemetry::duration(Timed::Read, at, started.elapsed());
         match read {
