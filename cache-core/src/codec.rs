@@ -20,8 +20,10 @@ use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
 use crate::{fingerprint, CacheError};
+#[cfg(feature = "json")]
+use bounds::BoundedSeed;
+use bounds::Tally;
 pub use bounds::{Bound, ZERO_SIZED_ALLOWANCE};
-use bounds::{BoundedSeed, Tally};
 
 const MAGIC: [u8; 2] = [0xCA, 0xCE];
 /// 3: the fingerprint hashes the value's shape (2 hashed its type's name).
@@ -182,9 +184,8 @@ impl CodecKind {
     where
         S: for<'de> DeserializeSeed<'de, Value = T>,
     {
-        let seed = BoundedSeed::new(seed, tally);
         let result = match self {
-            CodecKind::Bincode => bincode::serde::seed_decode_from_slice(seed, payload, BINCODE)
+            CodecKind::Bincode => bounds::decode_bincode(payload, BINCODE, seed, tally)
                 .map_err(|e| DecodeError::Corrupt(e.to_string()))
                 .and_then(|(value, read)| match payload.len() - read {
                     0 => Ok(value),
@@ -193,7 +194,8 @@ impl CodecKind {
             #[cfg(feature = "json")]
             CodecKind::Json => {
                 let mut de = serde_json::Deserializer::from_slice(payload);
-                seed.deserialize(&mut de)
+                BoundedSeed::new(seed, tally)
+                    .deserialize(&mut de)
                     .and_then(|value| de.end().map(|()| value))
                     .map_err(|e| DecodeError::Corrupt(e.to_string()))
             }
