@@ -5,10 +5,11 @@
 //! followed by the codec's bytes. The header lets a reader tell our values from foreign, truncated
 //! or corrupt bytes, refuse a value written under another schema, and read values written with
 //! another codec than its own. Decoding never panics, refuses a payload larger than the limit it
-//! is given (the cache's `CACHE_MAX_VALUE_BYTES`) before allocating anything for it, never lets a
-//! length prefix claim more than [`MAX_DECODE_BYTES`], and bounds the bytes being decompressed at
-//! once in the process. Every codec reads through [`bounds`], which bounds the elements a decode
-//! visits and the memory the value takes (`CACHE_MAX_DECODED_BYTES`), whatever the bytes claim.
+//! is given (the cache's `CACHE_MAX_VALUE_BYTES`) before allocating anything for it, never lets an
+//! LZ4 size claim more than [`MAX_DECODE_BYTES`], and bounds the bytes being decompressed at once
+//! in the process. Every codec reads through [`bounds`], which checks each string's length
+//! against the bytes that remain and bounds the elements a decode visits and the memory the value
+//! takes (`CACHE_MAX_DECODED_BYTES`), whatever the bytes claim.
 
 mod bounds;
 
@@ -30,7 +31,7 @@ const MAGIC: [u8; 2] = [0xCA, 0xCE];
 pub(crate) const FORMAT_VERSION: u8 = 3;
 /// The length of the envelope header.
 pub const HEADER_LEN: usize = 13;
-/// The most bytes a decode may claim for its containers (strings, vectors, maps).
+/// The most bytes a compressed payload may claim to inflate to, whatever the limit.
 pub const MAX_DECODE_BYTES: usize = 512 * 1024 * 1024;
 /// The most memory a decoded value may take unless told otherwise (`CACHE_MAX_DECODED_BYTES`).
 pub const DEFAULT_MAX_DECODED_BYTES: usize = 256 * 1024 * 1024;
@@ -100,14 +101,15 @@ pub enum DecodeError {
     },
 }
 
-type BincodeConfig = bincode::config::Configuration<
-    bincode::config::LittleEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<MAX_DECODE_BYTES>,
->;
+type BincodeConfig =
+    bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Varint>;
 
-/// bincode 2's standard configuration, with a decode limit.
-const BINCODE: BincodeConfig = bincode::config::standard().with_limit::<MAX_DECODE_BYTES>();
+/// bincode 2's standard configuration. Without bincode's limit on the bytes a decode claims:
+/// [`bounds`] checks each string's length against the bytes that remain and counts each
+/// sequence against the element and memory bounds before its first element, so the limit
+/// has nothing left to refuse (and counting it on every scalar read was the largest cost of
+/// decoding a sequence of integers: `docs/src/benchmarks.md`).
+const BINCODE: BincodeConfig = bincode::config::standard();
 
 /// The codec a cache writes new values with (`CACHE_CODEC`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -241,8 +241,8 @@ fn honest_values_at_the_edges_still_decode() {
 
 #[test]
 fn a_forged_string_length_is_refused_without_decoding_it() {
-    // 500 MiB claimed in a 30-byte payload: under `MAX_DECODE_BYTES`, so only the bytes that
-    // remain refuse it (`allocations.rs` measures that nothing of that size is allocated).
+    // 500 MiB claimed in a 30-byte payload: the bytes that remain refuse it (`allocations.rs`
+    // measures that nothing of that size is allocated).
     for honest in [&b""[..], b"abc"] {
         let text = String::from_utf8(honest.to_vec()).unwrap();
         let payload = [varint(500 << 20), vec![b'a'; 25]].concat();
