@@ -24,7 +24,7 @@ use crate::{fingerprint, CacheError};
 #[cfg(feature = "json")]
 use bounds::BoundedSeed;
 use bounds::Tally;
-pub use bounds::{Bound, ZERO_SIZED_ALLOWANCE};
+pub use bounds::{Bound, MAX_DEPTH, ZERO_SIZED_ALLOWANCE};
 
 const MAGIC: [u8; 2] = [0xCA, 0xCE];
 /// 3: the fingerprint hashes the value's shape (2 hashed its type's name).
@@ -87,8 +87,9 @@ pub enum DecodeError {
     /// The codec rejected the bytes: truncated, corrupt, or a value of another type.
     #[error("undecodable value: {0}")]
     Corrupt(String),
-    /// The value would visit more elements, or take more memory, than a decode may: the bytes
-    /// claim more than an honest value of their size holds (forged, or a value of another type).
+    /// The value would visit more elements, take more memory or nest deeper than a decode may:
+    /// the bytes claim more than an honest value of their size holds (forged, or a value of
+    /// another type).
     #[error("a value of {claimed} {what}, over the bound of {bound}")]
     OverBound {
         /// Which bound.
@@ -96,7 +97,7 @@ pub enum DecodeError {
         /// How many the value would have reached (at least; decoding stopped there).
         claimed: usize,
         /// The bound: the payload's length plus [`ZERO_SIZED_ALLOWANCE`] for elements,
-        /// `CACHE_MAX_DECODED_BYTES` for decoded bytes.
+        /// `CACHE_MAX_DECODED_BYTES` for decoded bytes, [`MAX_DEPTH`] for depth.
         bound: usize,
     },
 }

@@ -10,7 +10,11 @@
 //!   struct or tuple, whose number the type fixes), bounded by the payload's length plus
 //!   [`ZERO_SIZED_ALLOWANCE`];
 //! - **decoded bytes**: `size_of` each such element, key and value, plus the length of every
-//!   string and byte buffer, bounded by `CACHE_MAX_DECODED_BYTES`.
+//!   string and byte buffer, bounded by `CACHE_MAX_DECODED_BYTES`;
+//! - **depth**: how many containers, options and newtypes are open at once, bounded by
+//!   [`MAX_DEPTH`]: a decode recurses once a level, so a value of a recursive type whose bytes
+//!   claim a million levels (two bytes a level in bincode) would overflow the thread's stack,
+//!   which aborts the whole process.
 //!
 //! A sequence or map that knows its length (bincode's length prefix) is checked against what
 //! remains before its first element is decoded, so a forged claim is refused at once rather
@@ -48,6 +52,17 @@ pub(crate) use wrapped::BoundedSeed;
 /// a value anyone stores, and the allowance bounds a forged one to microseconds of work.
 pub const ZERO_SIZED_ALLOWANCE: usize = 4096;
 
+/// The most levels a decoded value may nest: each sequence, map, struct, tuple, enum variant,
+/// `Some` and newtype open at once counts one (with JSON, each value being read does).
+///
+/// One below serde_json's own recursion limit (it refuses its 128th level), so that JSON meets
+/// this bound first and bincode, which has none, the same one; a level costs a decode well
+/// under 2 KiB of stack even unoptimized, so the deepest value stays far within the 2 MiB of a
+/// tokio worker's stack. A value of a recursive type nested deeper (a tree of more than 63
+/// levels of `Vec<Tree>`, a linked list of more than 64 `Option<Box<Node>>` nodes) is a corrupt
+/// miss.
+pub const MAX_DEPTH: usize = 127;
+
 /// Which bound a value would exceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -56,6 +71,8 @@ pub enum Bound {
     Elements,
     /// The memory of the decoded value (`CACHE_MAX_DECODED_BYTES`).
     DecodedBytes,
+    /// How deep the value nests ([`MAX_DEPTH`]).
+    Depth,
 }
 
 impl fmt::Display for Bound {
@@ -63,6 +80,7 @@ impl fmt::Display for Bound {
         f.write_str(match self {
             Bound::Elements => "elements",
             Bound::DecodedBytes => "decoded bytes",
+            Bound::Depth => "levels of nesting",
         })
     }
 }
@@ -82,6 +100,7 @@ pub(crate) struct Tally {
     bytes: Cell<usize>,
     max_elements: Cell<usize>,
     max_bytes: usize,
+    depth: Cell<usize>,
     breach: Cell<Option<Breach>>,
 }
 
@@ -94,6 +113,7 @@ impl Tally {
             bytes: Cell::new(0),
             max_elements: Cell::new(0),
             max_bytes,
+            depth: Cell::new(0),
             breach: Cell::new(None),
         }
     }
@@ -130,7 +150,21 @@ impl Tally {
         match what {
             Bound::Elements => (&self.elements, self.max_elements.get()),
             Bound::DecodedBytes => (&self.bytes, self.max_bytes),
+            Bound::Depth => (&self.depth, MAX_DEPTH),
         }
+    }
+
+    /// Runs `inner` one level deeper, refused beyond [`MAX_DEPTH`].
+    #[inline]
+    fn nested<T, E: Error>(&self, inner: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let depth = self.depth.get();
+        if depth >= MAX_DEPTH {
+            return Err(self.refuse(Bound::Depth, depth + 1, MAX_DEPTH));
+        }
+        self.depth.set(depth + 1);
+        let result = inner();
+        self.depth.set(depth);
+        result
     }
 
     /// Refuses when `n` more of `what` would exceed its bound; counts nothing.

@@ -115,15 +115,20 @@ impl<'de, C: Config> Prefixed<'_, 'de, C> {
         Ok(len)
     }
 
-    /// `len` fields of a struct or tuple, whose number the type fixes: not counted.
+    /// `len` fields of a struct or tuple, whose number the type fixes: not counted, one level
+    /// deeper.
     #[inline]
     fn fields<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, DecodeError> {
         // A type's field count is far below the flags; a larger `len` reads nothing sensible
         // anyway, and is left to fail on the bytes.
-        visitor.visit_seq(Seq {
-            de: self,
-            left: len & COUNT,
-        })
+        self.seq(len & COUNT, visitor)
+    }
+
+    /// `visitor` visits `left` elements, one level deeper.
+    #[inline]
+    fn seq<V: Visitor<'de>>(&mut self, left: usize, visitor: V) -> Result<V::Value, DecodeError> {
+        self.tally
+            .nested(|| visitor.visit_seq(Seq { de: self, left }))
     }
 }
 
@@ -192,7 +197,7 @@ impl<'de, C: Config> Deserializer<'de> for &mut Prefixed<'_, 'de, C> {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         match u8::decode(&mut self.de)? {
             0 => visitor.visit_none(),
-            1 => visitor.visit_some(self),
+            1 => self.tally.nested(|| visitor.visit_some(self)),
             found => Err(DecodeError::UnexpectedVariant {
                 found: u32::from(found),
                 allowed: &AllowedEnumVariants::Range { min: 0, max: 1 },
@@ -221,14 +226,13 @@ impl<'de, C: Config> Deserializer<'de> for &mut Prefixed<'_, 'de, C> {
         _name: &'static str,
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        visitor.visit_newtype_struct(self)
+        self.tally.nested(|| visitor.visit_newtype_struct(self))
     }
 
     #[inline]
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         let len = self.len()?;
-        let left = if len == 0 { 0 } else { len | UNCOUNTED };
-        visitor.visit_seq(Seq { de: self, left })
+        self.seq(if len == 0 { 0 } else { len | UNCOUNTED }, visitor)
     }
 
     #[inline]
@@ -258,7 +262,8 @@ impl<'de, C: Config> Deserializer<'de> for &mut Prefixed<'_, 'de, C> {
         } else {
             len | UNCOUNTED | VALUES_UNCOUNTED
         };
-        visitor.visit_map(Map { de: self, left })
+        self.tally
+            .nested(|| visitor.visit_map(Map { de: self, left }))
     }
 
     #[inline]
@@ -278,7 +283,7 @@ impl<'de, C: Config> Deserializer<'de> for &mut Prefixed<'_, 'de, C> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        visitor.visit_enum(self)
+        self.tally.nested(|| visitor.visit_enum(self))
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, DecodeError> {

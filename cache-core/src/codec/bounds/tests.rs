@@ -485,3 +485,103 @@ proptest! {
         same_as_bincode::<(bool, char, f32, Shape)>(&noise)?;
     }
 }
+
+/// A recursive type: each level an enum variant holding a sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Tree {
+    Leaf(u8),
+    Seq(Vec<Tree>),
+}
+
+/// A recursive type with one byte a level in bincode: a newtype's `Some`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Chain(Option<Box<Chain>>);
+
+/// A tree `levels` sequences deep, a leaf at the bottom.
+fn tree(levels: usize) -> Tree {
+    (0..levels).fold(Tree::Leaf(7), |inner, _| Tree::Seq(vec![inner]))
+}
+
+/// The stack of a tokio worker thread, where values are decoded.
+const WORKER_STACK: usize = 2 << 20;
+
+/// Runs `decode` on a thread of `stack` bytes of stack.
+fn on_stack<T: Send>(stack: usize, decode: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn_scoped(s, decode)
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+}
+
+#[test]
+fn forged_nesting_is_refused_before_it_overflows_the_stack() {
+    // A million levels of `Tree::Seq` of one element, two bytes a level (variant 1, length 1):
+    // without the bound, each level is a few frames deeper and the stack overflows, which
+    // aborts the process.
+    let envelope = Envelope::new(CodecKind::Bincode, LIMIT);
+    let payload = [[1u8, 1].repeat(1_000_000), vec![0, 7]].concat();
+    let bytes = framed(CodecKind::Bincode, &tree(1), &payload);
+    on_stack(WORKER_STACK, || {
+        refused_at_once::<Tree>("bincode Tree", &envelope, &bytes, Bound::Depth);
+    });
+    let bytes = framed(
+        CodecKind::Bincode,
+        &Chain(None),
+        &[vec![1u8; 1_000_000], vec![0]].concat(),
+    );
+    on_stack(WORKER_STACK, || {
+        refused_at_once::<Chain>("bincode Chain", &envelope, &bytes, Bound::Depth);
+    });
+    // serde_json refuses its 128th level itself; the bound comes first, as the same error.
+    #[cfg(feature = "json")]
+    {
+        let json = Envelope::new(CodecKind::Json, LIMIT);
+        let bytes = framed(
+            CodecKind::Json,
+            &tree(1),
+            "{\"Seq\":[".repeat(100_000).as_bytes(),
+        );
+        on_stack(WORKER_STACK, || {
+            refused_at_once::<Tree>("json Tree", &json, &bytes, Bound::Depth);
+        });
+        let bytes = framed(
+            CodecKind::Json,
+            &serde_json::json!([]),
+            "[".repeat(100_000).as_bytes(),
+        );
+        on_stack(WORKER_STACK, || {
+            refused_at_once::<serde_json::Value>("json Value", &json, &bytes, Bound::Depth);
+        });
+    }
+}
+
+#[test]
+fn values_as_deep_as_the_bound_decode_on_a_quarter_of_a_workers_stack() {
+    // Each level of a tree is an enum and a sequence: 63 levels and the leaf's enum nest 127
+    // deep, the most allowed; one level more is refused.
+    #[cfg_attr(not(feature = "json"), allow(unused_mut))]
+    let mut codecs = vec![CodecKind::Bincode];
+    #[cfg(feature = "json")]
+    codecs.push(CodecKind::Json);
+    for codec in codecs {
+        let envelope = Envelope::new(codec, LIMIT);
+        let deepest = tree(63);
+        let bytes = encode_value(codec, &deepest).unwrap();
+        let decoded = on_stack(WORKER_STACK / 4, || envelope.decode::<Tree>(&bytes));
+        assert_eq!(decoded.unwrap(), deepest, "{codec:?}");
+        let bytes = encode_value(codec, &tree(64)).unwrap();
+        assert_eq!(
+            envelope.decode::<Tree>(&bytes),
+            Err(DecodeError::OverBound {
+                what: Bound::Depth,
+                claimed: super::MAX_DEPTH + 1,
+                bound: super::MAX_DEPTH,
+            }),
+            "{codec:?}"
+        );
+    }
+}

@@ -124,12 +124,26 @@ macro_rules! forward_scalar {
     )*};
 }
 
+/// Calls that read no other value: forwarded with the visitor wrapped (strings are counted).
 macro_rules! forward_deserialize {
     ($($method:ident($($arg:ident: $ty:ty),*) as $shape:ident;)*) => {$(
         #[inline]
         fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
             let visitor = Wrap { visitor, tally: self.tally, shape: Shape::$shape };
             self.de.$method($($arg,)* visitor)
+        }
+    )*};
+}
+
+/// Calls that may read values inside the one they read: one level deeper, counted before the
+/// codec reads anything (before serde_json's own recursion check).
+macro_rules! forward_nested {
+    ($($method:ident($($arg:ident: $ty:ty),*) as $shape:ident;)*) => {$(
+        #[inline]
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
+            let tally = self.tally;
+            let visitor = Wrap { visitor, tally, shape: Shape::$shape };
+            tally.nested(|| self.de.$method($($arg,)* visitor))
         }
     )*};
 }
@@ -155,12 +169,16 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
     }
 
     forward_deserialize! {
-        deserialize_any() as Container;
         deserialize_str() as Fixed;
         deserialize_bytes() as Fixed;
-        deserialize_option() as Fixed;
         deserialize_unit() as Fixed;
         deserialize_unit_struct(name: &'static str) as Fixed;
+        deserialize_identifier() as Fixed;
+    }
+
+    forward_nested! {
+        deserialize_any() as Container;
+        deserialize_option() as Fixed;
         deserialize_newtype_struct(name: &'static str) as Fixed;
         deserialize_seq() as Container;
         deserialize_tuple(len: usize) as Fixed;
@@ -168,7 +186,6 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
         deserialize_map() as Container;
         deserialize_struct(name: &'static str, fields: &'static [&'static str]) as Fixed;
         deserialize_enum(name: &'static str, variants: &'static [&'static str]) as Fixed;
-        deserialize_identifier() as Fixed;
         deserialize_ignored_any() as Container;
     }
 
