@@ -529,17 +529,46 @@ fn decompress(packed: &[u8], size: usize) -> Result<Vec<u8>, DecodeError> {
     lz4_flex::block::decompress(rest, size).map_err(|e| corrupt(&e))
 }
 
-/// Inflates the LZ4 payload of a value, refusing one that would be larger than `limit` with its
-/// header (`CACHE_MAX_VALUE_BYTES`) before allocating: for tools that show values.
+/// The payload of a stored value as its codec reads it (`flags` from its header): inflated
+/// when it is LZ4, and refused when it would be larger than `limit` with its header
+/// (`CACHE_MAX_VALUE_BYTES`), compressed or not, before anything is allocated for it; for tools
+/// that show values.
 #[cfg(feature = "cli")]
-pub(crate) fn inflate(packed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let (payload_len, _) = lz4_flex::block::uncompressed_size(packed)
-        .map_err(|e| DecodeError::Corrupt(format!("lz4: {e}")))?;
+pub(crate) fn plain_payload(
+    flags: u8,
+    payload: &[u8],
+    limit: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, DecodeError> {
+    let compressed = flags & FLAG_LZ4 != 0;
+    let payload_len = if compressed {
+        lz4_flex::block::uncompressed_size(payload)
+            .map_err(|e| DecodeError::Corrupt(format!("lz4: {e}")))?
+            .0
+    } else {
+        payload.len()
+    };
     let size = HEADER_LEN.saturating_add(payload_len);
     if size > limit {
         return Err(DecodeError::TooLarge { size, limit });
     }
-    decompress(packed, payload_len)
+    if compressed {
+        decompress(payload, payload_len).map(std::borrow::Cow::Owned)
+    } else {
+        Ok(std::borrow::Cow::Borrowed(payload))
+    }
+}
+
+/// A JSON payload read as whatever JSON it holds, within the bounds of every decode: the
+/// elements its length allows, at most `max_decoded` bytes of memory as counted
+/// (`CACHE_MAX_DECODED_BYTES`), [`MAX_DEPTH`] levels; for tools that show values.
+#[cfg(feature = "cli")]
+pub(crate) fn json_value(
+    payload: &[u8],
+    max_decoded: usize,
+) -> Result<serde_json::Value, DecodeError> {
+    let tally = Tally::new(max_decoded);
+    tally.allow_elements(payload.len());
+    CodecKind::Json.decode(payload, PhantomData::<serde_json::Value>, &tally)
 }
 
 /// The bytes being decompressed at once in this process, across caches.
