@@ -306,8 +306,11 @@ proptest! {
                 &vec![String::new()],
                 &payload,
             ));
+            within_bounds::<Tree>(&framed(CodecKind::Bincode, &tree(1), &payload));
             #[cfg(feature = "json")]
             within_bounds::<Vec<Vec<()>>>(&framed(CodecKind::Json, &vec![vec![()]], &payload));
+            #[cfg(feature = "json")]
+            within_bounds::<Tree>(&framed(CodecKind::Json, &tree(1), &payload));
         }
     }
 }
