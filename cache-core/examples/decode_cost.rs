@@ -4,8 +4,9 @@
 //!
 //! ```bash
 //! cargo run --release -p cache-core --example decode_cost -- honest
-//! # Instructions per decode, stable on a loaded machine: runs divided by 1,000 under callgrind,
-//! # then `callgrind_annotate --inclusive=yes` on `cache_core::codec::decode_value`.
+//! # Instructions per decode, stable on a loaded machine: the runs divided by 100 under
+//! # callgrind, then `callgrind_annotate --inclusive=yes` on `cache_core::codec::decode_value`
+//! # (or `decode_seeded`, where it was inlined), divided by 7 rounds of those runs.
 //! valgrind --tool=callgrind target/release/examples/decode_cost honest 100 small
 //! cargo run --release -p cache-core --example decode_cost -- forged 10
 //! ```

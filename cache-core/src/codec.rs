@@ -5,10 +5,11 @@
 //! followed by the codec's bytes. The header lets a reader tell our values from foreign, truncated
 //! or corrupt bytes, refuse a value written under another schema, and read values written with
 //! another codec than its own. Decoding never panics, refuses a payload larger than the limit it
-//! is given (the cache's `CACHE_MAX_VALUE_BYTES`) before allocating anything for it, never lets a
-//! length prefix claim more than [`MAX_DECODE_BYTES`], and bounds the bytes being decompressed at
-//! once in the process. Every codec reads through [`bounds`], which bounds the elements a decode
-//! visits and the memory the value takes (`CACHE_MAX_DECODED_BYTES`), whatever the bytes claim.
+//! is given (the cache's `CACHE_MAX_VALUE_BYTES`) before allocating anything for it, never lets an
+//! LZ4 size claim more than [`MAX_DECODE_BYTES`], and bounds the bytes being decompressed at once
+//! in the process. Every codec reads through [`bounds`], which checks each string's length
+//! against the bytes that remain and bounds the elements a decode visits and the memory the value
+//! takes (`CACHE_MAX_DECODED_BYTES`), whatever the bytes claim.
 
 mod bounds;
 
@@ -20,15 +21,17 @@ use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
 use crate::{error::CacheError, fingerprint};
-pub use bounds::{Bound, ZERO_SIZED_ALLOWANCE};
-use bounds::{BoundedSeed, Tally};
+#[cfg(feature = "json")]
+use bounds::BoundedSeed;
+use bounds::Tally;
+pub use bounds::{Bound, MAX_DEPTH, ZERO_SIZED_ALLOWANCE};
 
 const MAGIC: [u8; 2] = [0xCA, 0xCE];
 /// 3: the fingerprint hashes the value's shape (2 hashed its type's name).
 pub(crate) const FORMAT_VERSION: u8 = 3;
 /// The length of the envelope header.
 pub const HEADER_LEN: usize = 13;
-/// The most bytes a decode may claim for its containers (strings, vectors, maps).
+/// The most bytes a compressed payload may claim to inflate to, whatever the limit.
 pub const MAX_DECODE_BYTES: usize = 512 * 1024 * 1024;
 /// The most memory a decoded value may take unless told otherwise (`CACHE_MAX_DECODED_BYTES`).
 pub const DEFAULT_MAX_DECODED_BYTES: usize = 256 * 1024 * 1024;
@@ -84,8 +87,9 @@ pub enum DecodeError {
     /// The codec rejected the bytes: truncated, corrupt, or a value of another type.
     #[error("undecodable value: {0}")]
     Corrupt(String),
-    /// The value would visit more elements, or take more memory, than a decode may: the bytes
-    /// claim more than an honest value of their size holds (forged, or a value of another type).
+    /// The value would visit more elements, take more memory or nest deeper than a decode may:
+    /// the bytes claim more than an honest value of their size holds (forged, or a value of
+    /// another type).
     #[error("a value of {claimed} {what}, over the bound of {bound}")]
     OverBound {
         /// Which bound.
@@ -93,19 +97,20 @@ pub enum DecodeError {
         /// How many the value would have reached (at least; decoding stopped there).
         claimed: usize,
         /// The bound: the payload's length plus [`ZERO_SIZED_ALLOWANCE`] for elements,
-        /// `CACHE_MAX_DECODED_BYTES` for decoded bytes.
+        /// `CACHE_MAX_DECODED_BYTES` for decoded bytes, [`MAX_DEPTH`] for depth.
         bound: usize,
     },
 }
 
-type BincodeConfig = bincode::config::Configuration<
-    bincode::config::LittleEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<MAX_DECODE_BYTES>,
->;
+type BincodeConfig =
+    bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Varint>;
 
-/// bincode 2's standard configuration, with a decode limit.
-const BINCODE: BincodeConfig = bincode::config::standard().with_limit::<MAX_DECODE_BYTES>();
+/// bincode 2's standard configuration. Without bincode's limit on the bytes a decode claims:
+/// [`bounds`] checks each string's length against the bytes that remain and counts each
+/// sequence against the element and memory bounds before its first element, so the limit
+/// has nothing left to refuse (and counting it on every scalar read was the largest cost of
+/// decoding a sequence of integers: `docs/src/benchmarks.md`).
+const BINCODE: BincodeConfig = bincode::config::standard();
 
 /// The codec a cache writes new values with (`CACHE_CODEC`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -182,9 +187,8 @@ impl CodecKind {
     where
         S: for<'de> DeserializeSeed<'de, Value = T>,
     {
-        let seed = BoundedSeed::new(seed, tally);
         let result = match self {
-            CodecKind::Bincode => bincode::serde::seed_decode_from_slice(seed, payload, BINCODE)
+            CodecKind::Bincode => bounds::decode_bincode(payload, BINCODE, seed, tally)
                 .map_err(|e| DecodeError::Corrupt(e.to_string()))
                 .and_then(|(value, read)| match payload.len() - read {
                     0 => Ok(value),
@@ -193,7 +197,8 @@ impl CodecKind {
             #[cfg(feature = "json")]
             CodecKind::Json => {
                 let mut de = serde_json::Deserializer::from_slice(payload);
-                seed.deserialize(&mut de)
+                BoundedSeed::new(seed, tally)
+                    .deserialize(&mut de)
                     .and_then(|value| de.end().map(|()| value))
                     .map_err(|e| DecodeError::Corrupt(e.to_string()))
             }
@@ -524,17 +529,46 @@ fn decompress(packed: &[u8], size: usize) -> Result<Vec<u8>, DecodeError> {
     lz4_flex::block::decompress(rest, size).map_err(|e| corrupt(&e))
 }
 
-/// Inflates the LZ4 payload of a value, refusing one that would be larger than `limit` with its
-/// header (`CACHE_MAX_VALUE_BYTES`) before allocating: for tools that show values.
+/// The payload of a stored value as its codec reads it (`flags` from its header): inflated
+/// when it is LZ4, and refused when it would be larger than `limit` with its header
+/// (`CACHE_MAX_VALUE_BYTES`), compressed or not, before anything is allocated for it; for tools
+/// that show values.
 #[cfg(feature = "cli")]
-pub(crate) fn inflate(packed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let (payload_len, _) = lz4_flex::block::uncompressed_size(packed)
-        .map_err(|e| DecodeError::Corrupt(format!("lz4: {e}")))?;
+pub(crate) fn plain_payload(
+    flags: u8,
+    payload: &[u8],
+    limit: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, DecodeError> {
+    let compressed = flags & FLAG_LZ4 != 0;
+    let payload_len = if compressed {
+        lz4_flex::block::uncompressed_size(payload)
+            .map_err(|e| DecodeError::Corrupt(format!("lz4: {e}")))?
+            .0
+    } else {
+        payload.len()
+    };
     let size = HEADER_LEN.saturating_add(payload_len);
     if size > limit {
         return Err(DecodeError::TooLarge { size, limit });
     }
-    decompress(packed, payload_len)
+    if compressed {
+        decompress(payload, payload_len).map(std::borrow::Cow::Owned)
+    } else {
+        Ok(std::borrow::Cow::Borrowed(payload))
+    }
+}
+
+/// A JSON payload read as whatever JSON it holds, within the bounds of every decode: the
+/// elements its length allows, at most `max_decoded` bytes of memory as counted
+/// (`CACHE_MAX_DECODED_BYTES`), [`MAX_DEPTH`] levels; for tools that show values.
+#[cfg(feature = "cli")]
+pub(crate) fn json_value(
+    payload: &[u8],
+    max_decoded: usize,
+) -> Result<serde_json::Value, DecodeError> {
+    let tally = Tally::new(max_decoded);
+    tally.allow_elements(payload.len());
+    CodecKind::Json.decode(payload, PhantomData::<serde_json::Value>, &tally)
 }
 
 /// The bytes being decompressed at once in this process, across caches.

@@ -119,8 +119,8 @@ async fn a_hit_allocates_its_value_and_its_key_and_nothing_else() {
         "Cache::get through Redis allocated {get} blocks, the bare client's GET and decode {bare}"
     );
 
-    // 500 MiB claimed (a varint: 0xFC, then a u32) in a 30-byte payload: under the codec's
-    // 512 MiB cap on claims, so only the bytes that remain can refuse it, before allocating.
+    // 500 MiB claimed (a varint: 0xFC, then a u32) in a 30-byte payload: the bytes that remain
+    // refuse it, before allocating.
     let mut forged = cache_core::codec::encode_value(cache_core::codec::CodecKind::Bincode, "")
         .unwrap()[..cache_core::codec::HEADER_LEN]
         .to_vec();

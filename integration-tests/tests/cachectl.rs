@@ -258,6 +258,94 @@ fn inspect_a_missing_key_or_foreign_bytes_is_exit_1() {
     }
 }
 
+/// A JSON value's header (any JSON value's: inspect shows whatever the header's codec reads)
+/// followed by `payload`, as forged bytes written with a plain Redis client.
+fn forged_json(payload: &[u8]) -> Vec<u8> {
+    let header = &cache_core::codec::encode_value(CodecKind::Json, &serde_json::json!([])).unwrap()
+        [..cache_core::codec::HEADER_LEN];
+    [header, payload].concat()
+}
+
+/// `cachectl inspect key` with `env`: its exit code, stdout and stderr, and how long it took.
+fn inspect(server: &RedisServer, key: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = cachectl(&server.url());
+    command.args(["inspect", key]);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let start = Instant::now();
+    let out = command.output().unwrap();
+    let took = start.elapsed();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!stderr.contains("panicked"), "{key}: {stderr}");
+    assert!(took < Duration::from_secs(10), "{key}: {took:?}");
+    (out.status.code().unwrap(), stdout, stderr)
+}
+
+#[tokio::test]
+async fn inspect_reads_json_within_the_bounds_the_runtime_reads_it_in() {
+    let server = RedisServer::start();
+    let limits = [
+        ("CACHE_MAX_VALUE_BYTES", "1048576"),
+        ("CACHE_MAX_DECODED_BYTES", "4194304"),
+    ];
+
+    // A 2 MiB string: over CACHE_MAX_VALUE_BYTES, which the runtime refuses before reading.
+    let big = [b"\"".as_slice(), &vec![b'a'; 2 << 20], b"\""].concat();
+    server.command(&[b"SET", b"forged:big", &forged_json(&big)]);
+    let (code, stdout, stderr) = inspect(&server, "forged:big", &limits);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("CACHE_MAX_VALUE_BYTES"), "{stderr}");
+    assert!(stdout.len() < 4096, "{} bytes printed", stdout.len());
+
+    // 500,000 zeros in 1 MB: 16 MB once decoded (each element a `serde_json::Value`), over
+    // CACHE_MAX_DECODED_BYTES; and the same compressed, 4 KB stored.
+    let zeros = [b"[".as_slice(), &b"0,".repeat(499_999), b"0]"].concat();
+    server.command(&[b"SET", b"forged:zeros", &forged_json(&zeros)]);
+    let compressed = cache_core::codec::Envelope::new(CodecKind::Json, 1 << 20)
+        .compress_from(64)
+        .encode(&vec![0u8; 500_000])
+        .unwrap();
+    assert!(compressed.len() < 8192, "{}", compressed.len());
+    server.command(&[b"SET", b"forged:zeros.lz4", &compressed]);
+    for key in ["forged:zeros", "forged:zeros.lz4"] {
+        let (code, stdout, stderr) = inspect(&server, key, &limits);
+        assert_eq!(code, 1, "{key}: {stderr}");
+        assert!(
+            stderr.contains("CACHE_MAX_DECODED_BYTES"),
+            "{key}: {stderr}"
+        );
+        assert!(stdout.len() < 4096, "{key}: {} bytes printed", stdout.len());
+    }
+
+    // 100,000 nested arrays: refused at the runtime's depth, never near the stack's end.
+    let deep = [b"[".repeat(100_000), b"]".repeat(100_000)].concat();
+    server.command(&[b"SET", b"forged:deep", &forged_json(&deep)]);
+    let (code, _, stderr) = inspect(&server, "forged:deep", &limits);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("nests more than 127 levels"), "{stderr}");
+
+    // Within every bound, yet 100 levels deep around 200,000 zeros: pretty-printed, each zero
+    // on a line indented 200 spaces, 40 MB of text from 400 KB. Shown cut, with a word.
+    let wide = [
+        b"[".repeat(100),
+        b"0,".repeat(199_999),
+        b"0".to_vec(),
+        b"]".repeat(100),
+    ]
+    .concat();
+    server.command(&[b"SET", b"forged:wide", &forged_json(&wide)]);
+    let roomy = [("CACHE_MAX_DECODED_BYTES", "67108864")];
+    let (code, stdout, stderr) = inspect(&server, "forged:wide", &roomy);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.len() < 2 << 20, "{} bytes printed", stdout.len());
+    assert!(
+        stdout.contains("cut after"),
+        "{}",
+        &stdout[stdout.len() - 300..]
+    );
+}
+
 #[test]
 fn invalidate_dry_run_counts_and_deletes_nothing_then_deletes_exactly_the_matches() {
     let server = RedisServer::start();

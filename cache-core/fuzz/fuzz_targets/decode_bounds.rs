@@ -1,7 +1,8 @@
-//! Arbitrary bytes behind the valid header of values whose elements encode to zero bytes, or
-//! take far more memory than bytes: every decode ends within its bounds (a decode that looped
-//! over a forged length would time the fuzzer out), never panics, and a value that decodes
-//! survives a round trip.
+//! Arbitrary bytes behind the valid header of values whose elements encode to zero bytes, take
+//! far more memory than bytes, or nest as deep as the bytes claim: every decode ends within its
+//! bounds (a decode that looped over a forged length would time the fuzzer out, one that
+//! recursed as deep as claimed would overflow its stack), never panics, and a value that
+//! decodes survives a round trip.
 #![no_main]
 
 use std::collections::HashMap;
@@ -17,6 +18,13 @@ struct Unit;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Empty {}
+
+/// A recursive type: bytes can claim any depth (two bytes a level in bincode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Tree {
+    Leaf(u8),
+    Seq(Vec<Tree>),
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Shelf {
@@ -59,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
             check(codec, &HashMap::from([((), ())]), data);
         }
         check(codec, &vec![String::new()], data);
+        check(codec, &Tree::Seq(vec![Tree::Leaf(1)]), data);
         check(
             codec,
             &Shelf {

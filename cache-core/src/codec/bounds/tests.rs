@@ -1,8 +1,9 @@
 //! Forged lengths over elements that encode to zero bytes, and values that take far more memory
 //! than bytes: each refused at once; honest values at the edges still decode.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
+use std::mem::size_of;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -240,8 +241,8 @@ fn honest_values_at_the_edges_still_decode() {
 
 #[test]
 fn a_forged_string_length_is_refused_without_decoding_it() {
-    // 500 MiB claimed in a 30-byte payload: under `MAX_DECODE_BYTES`, so only the bytes that
-    // remain refuse it (`allocations.rs` measures that nothing of that size is allocated).
+    // 500 MiB claimed in a 30-byte payload: the bytes that remain refuse it (`allocations.rs`
+    // measures that nothing of that size is allocated).
     for honest in [&b""[..], b"abc"] {
         let text = String::from_utf8(honest.to_vec()).unwrap();
         let payload = [varint(500 << 20), vec![b'a'; 25]].concat();
@@ -305,8 +306,285 @@ proptest! {
                 &vec![String::new()],
                 &payload,
             ));
+            within_bounds::<Tree>(&framed(CodecKind::Bincode, &tree(1), &payload));
             #[cfg(feature = "json")]
             within_bounds::<Vec<Vec<()>>>(&framed(CodecKind::Json, &vec![vec![()]], &payload));
+            #[cfg(feature = "json")]
+            within_bounds::<Tree>(&framed(CodecKind::Json, &tree(1), &payload));
         }
+    }
+}
+
+/// What `prefixed` counts: each element's and entry's size (key and value), each string's length.
+#[test]
+fn prefixed_counts_each_container_once_at_its_size() {
+    let counted = |bytes: &[u8], decode: &dyn Fn(&[u8], &Tally)| {
+        let tally = Tally::new(DEFAULT_MAX_DECODED_BYTES);
+        decode(bytes, &tally);
+        tally.used()
+    };
+    let numbers: Vec<u64> = (0..1000).collect();
+    let bytes = encode_value(CodecKind::Bincode, &numbers).unwrap();
+    let used = counted(&bytes, &|bytes, tally| {
+        decode_counted(bytes, LIMIT, PhantomData::<Vec<u64>>, tally).unwrap();
+    });
+    assert_eq!(used, (1000, 1000 * 8));
+    let map: BTreeMap<String, u64> = (0..10).map(|i| (format!("k{i}"), i)).collect();
+    let bytes = encode_value(CodecKind::Bincode, &map).unwrap();
+    let used = counted(&bytes, &|bytes, tally| {
+        decode_counted(bytes, LIMIT, PhantomData::<BTreeMap<String, u64>>, tally).unwrap();
+    });
+    assert_eq!(used, (10, 10 * (size_of::<String>() + 8) + 10 * 2));
+    // Nested: the outer elements at their size, then each inner sequence at its own.
+    let nested = Some(vec![vec![1u32, 2, 3], vec![], vec![4]]);
+    let bytes = encode_value(CodecKind::Bincode, &nested).unwrap();
+    let used = counted(&bytes, &|bytes, tally| {
+        decode_counted(bytes, LIMIT, PhantomData::<Option<Vec<Vec<u32>>>>, tally).unwrap();
+    });
+    assert_eq!(used, (3 + 4, 3 * size_of::<Vec<u32>>() + 4 * 4));
+    // A struct's fields and a tuple's are the type's: not counted.
+    let fields = (1u8, 2u64, "ab".to_owned());
+    let bytes = encode_value(CodecKind::Bincode, &fields).unwrap();
+    let used = counted(&bytes, &|bytes, tally| {
+        decode_counted(bytes, LIMIT, PhantomData::<(u8, u64, String)>, tally).unwrap();
+    });
+    assert_eq!(used, (0, 2));
+}
+
+/// Every shape serde gives bincode: scalars of each kind, strings, bytes, options, tuples,
+/// structs, enums of each variant kind, sequences and maps, nested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Shape {
+    Dot,
+    Line(u32, i16),
+    Named { name: String, tags: Vec<String> },
+    Boxed(Option<Box<Shape>>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Mixed {
+    id: u64,
+    small: (u8, i8, u16, i32, i64, i128, u128),
+    real: (f32, f64),
+    letter: char,
+    flags: Vec<bool>,
+    name: String,
+    map: BTreeMap<String, Option<u16>>,
+    shapes: Vec<Shape>,
+    pairs: Vec<(i16, char)>,
+    triples: Vec<[u8; 3]>,
+    unit: (),
+    units: Vec<Unit>,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    let leaf = prop_oneof![
+        Just(Shape::Dot),
+        (any::<u32>(), any::<i16>()).prop_map(|(a, b)| Shape::Line(a, b)),
+        (".{0,8}", proptest::collection::vec(".{0,4}", 0..4))
+            .prop_map(|(name, tags)| Shape::Named { name, tags }),
+        Just(Shape::Boxed(None)),
+    ];
+    leaf.prop_recursive(3, 8, 1, |inner| {
+        inner.prop_map(|shape| Shape::Boxed(Some(Box::new(shape))))
+    })
+}
+
+fn mixed() -> impl Strategy<Value = Mixed> {
+    (
+        (
+            any::<u64>(),
+            any::<(u8, i8, u16, i32, i64, i128, u128)>(),
+            any::<(f32, f64)>(),
+            any::<char>(),
+            proptest::collection::vec(any::<bool>(), 0..8),
+            ".{0,16}",
+        ),
+        (
+            proptest::collection::btree_map(".{0,6}", any::<Option<u16>>(), 0..6),
+            proptest::collection::vec(shape(), 0..4),
+            proptest::collection::vec(any::<(i16, char)>(), 0..6),
+            proptest::collection::vec(any::<[u8; 3]>(), 0..6),
+            0..5usize,
+        ),
+    )
+        .prop_map(
+            |((id, small, real, letter, flags, name), (map, shapes, pairs, triples, units))| {
+                Mixed {
+                    id,
+                    small,
+                    real,
+                    letter,
+                    flags,
+                    name,
+                    map,
+                    shapes,
+                    pairs,
+                    triples,
+                    unit: (),
+                    units: vec![Unit; units],
+                }
+            },
+        )
+}
+
+/// Reads `payload` as `V` with `prefixed` and with bincode's own serde decoder: both the same
+/// value (compared by its encoding: NaN is not equal to itself) from the same bytes, or both an
+/// error. The payloads are small: the limit refuses only claims no payload here can hold.
+fn same_as_bincode<V>(payload: &[u8]) -> Result<(), TestCaseError>
+where
+    V: DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let standard = bincode::config::standard();
+    let tally = Tally::new(DEFAULT_MAX_DECODED_BYTES);
+    tally.allow_elements(payload.len());
+    let ours = super::decode_bincode(payload, standard, PhantomData::<V>, &tally);
+    // With a limit, or bincode's owned strings allocate whatever length the bytes claim.
+    let limited = standard.with_limit::<{ 1 << 20 }>();
+    let theirs = bincode::serde::borrow_decode_from_slice::<V, _>(payload, limited);
+    match (ours, theirs) {
+        (Ok((ours, read)), Ok((theirs, their_read))) => {
+            prop_assert_eq!(read, their_read);
+            let encode = |v: &V| bincode::serde::encode_to_vec(v, standard).unwrap();
+            prop_assert_eq!(encode(&ours), encode(&theirs), "{:?} / {:?}", ours, theirs);
+        }
+        (Err(_), Err(_)) => {}
+        (ours, theirs) => prop_assert!(
+            false,
+            "{payload:?}: prefixed {:?}, bincode {:?}",
+            ours.map(|(_, read)| read),
+            theirs.map(|(_, read)| read)
+        ),
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// `prefixed` reads bincode's format exactly as bincode does: honest values, honest values
+    /// with a byte changed or cut short, and random bytes.
+    #[test]
+    fn prefixed_reads_what_bincode_reads(
+        value in mixed(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        cut in any::<prop::sample::Index>(),
+        // Mostly small bytes: tags, lengths and variant indexes that mean something.
+        noise in proptest::collection::vec(prop_oneof![3 => 0u8..4, 1 => any::<u8>()], 0..64),
+    ) {
+        let honest = bincode::serde::encode_to_vec(&value, bincode::config::standard()).unwrap();
+        same_as_bincode::<Mixed>(&honest)?;
+        let mut changed = honest.clone();
+        changed[at.index(honest.len())] = byte;
+        same_as_bincode::<Mixed>(&changed)?;
+        same_as_bincode::<Mixed>(&honest[..cut.index(honest.len())])?;
+        same_as_bincode::<Vec<Shape>>(&noise)?;
+        same_as_bincode::<Vec<u64>>(&noise)?;
+        same_as_bincode::<Vec<u8>>(&noise)?;
+        same_as_bincode::<String>(&noise)?;
+        same_as_bincode::<Option<Vec<String>>>(&noise)?;
+        same_as_bincode::<BTreeMap<u8, Option<char>>>(&noise)?;
+        same_as_bincode::<(bool, char, f32, Shape)>(&noise)?;
+    }
+}
+
+/// A recursive type: each level an enum variant holding a sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Tree {
+    Leaf(u8),
+    Seq(Vec<Tree>),
+}
+
+/// A recursive type with one byte a level in bincode: a newtype's `Some`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Chain(Option<Box<Chain>>);
+
+/// A tree `levels` sequences deep, a leaf at the bottom.
+fn tree(levels: usize) -> Tree {
+    (0..levels).fold(Tree::Leaf(7), |inner, _| Tree::Seq(vec![inner]))
+}
+
+/// The stack of a tokio worker thread, where values are decoded.
+const WORKER_STACK: usize = 2 << 20;
+
+/// Runs `decode` on a thread of `stack` bytes of stack.
+fn on_stack<T: Send>(stack: usize, decode: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn_scoped(s, decode)
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+}
+
+#[test]
+fn forged_nesting_is_refused_before_it_overflows_the_stack() {
+    // A million levels of `Tree::Seq` of one element, two bytes a level (variant 1, length 1):
+    // without the bound, each level is a few frames deeper and the stack overflows, which
+    // aborts the process.
+    let envelope = Envelope::new(CodecKind::Bincode, LIMIT);
+    let payload = [[1u8, 1].repeat(1_000_000), vec![0, 7]].concat();
+    let bytes = framed(CodecKind::Bincode, &tree(1), &payload);
+    on_stack(WORKER_STACK, || {
+        refused_at_once::<Tree>("bincode Tree", &envelope, &bytes, Bound::Depth);
+    });
+    let bytes = framed(
+        CodecKind::Bincode,
+        &Chain(None),
+        &[vec![1u8; 1_000_000], vec![0]].concat(),
+    );
+    on_stack(WORKER_STACK, || {
+        refused_at_once::<Chain>("bincode Chain", &envelope, &bytes, Bound::Depth);
+    });
+    // serde_json refuses its 128th level itself; the bound comes first, as the same error.
+    #[cfg(feature = "json")]
+    {
+        let json = Envelope::new(CodecKind::Json, LIMIT);
+        let bytes = framed(
+            CodecKind::Json,
+            &tree(1),
+            "{\"Seq\":[".repeat(100_000).as_bytes(),
+        );
+        on_stack(WORKER_STACK, || {
+            refused_at_once::<Tree>("json Tree", &json, &bytes, Bound::Depth);
+        });
+        let bytes = framed(
+            CodecKind::Json,
+            &serde_json::json!([]),
+            "[".repeat(100_000).as_bytes(),
+        );
+        on_stack(WORKER_STACK, || {
+            refused_at_once::<serde_json::Value>("json Value", &json, &bytes, Bound::Depth);
+        });
+    }
+}
+
+#[test]
+fn values_as_deep_as_the_bound_decode_on_a_quarter_of_a_workers_stack() {
+    // Each level of a tree is an enum and a sequence: 63 levels and the leaf's enum nest 127
+    // deep, the most allowed; one level more is refused.
+    #[cfg_attr(not(feature = "json"), allow(unused_mut))]
+    let mut codecs = vec![CodecKind::Bincode];
+    #[cfg(feature = "json")]
+    codecs.push(CodecKind::Json);
+    for codec in codecs {
+        let envelope = Envelope::new(codec, LIMIT);
+        let deepest = tree(63);
+        let bytes = encode_value(codec, &deepest).unwrap();
+        let decoded = on_stack(WORKER_STACK / 4, || envelope.decode::<Tree>(&bytes));
+        assert_eq!(decoded.unwrap(), deepest, "{codec:?}");
+        let bytes = encode_value(codec, &tree(64)).unwrap();
+        assert_eq!(
+            envelope.decode::<Tree>(&bytes),
+            Err(DecodeError::OverBound {
+                what: Bound::Depth,
+                claimed: super::MAX_DEPTH + 1,
+                bound: super::MAX_DEPTH,
+            }),
+            "{codec:?}"
+        );
     }
 }
