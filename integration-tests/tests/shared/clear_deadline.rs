@@ -35,9 +35,8 @@ fn count(server: &RedisServer, pattern: &str) -> usize {
     }
 }
 
-/// A server, a fault proxy in front of it, and a cache through the proxy that fails loudly, with
-/// a 150 ms `CACHE_CLEAR_TIMEOUT`.
-async fn behind_a_proxy() -> (RedisServer, FaultProxy, Cache) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_clear_stops_at_its_deadline_reports_progress_and_is_finished_by_the_replay() {
     let server = RedisServer::start();
     let proxy = FaultProxy::start(server.port());
     let config = CacheConfig::builder()
@@ -49,12 +48,6 @@ async fn behind_a_proxy() -> (RedisServer, FaultProxy, Cache) {
         .build()
         .unwrap();
     let cache = Cache::new(config).await.unwrap();
-    (server, proxy, cache)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_clear_stops_at_its_deadline_reports_progress_and_is_finished_by_the_replay() {
-    let (server, proxy, cache) = behind_a_proxy().await;
     cache
         .set_many((0..KEYS).map(|i| (format!("bulk:{i}"), i as u64)), None)
         .await
@@ -108,7 +101,17 @@ async fn a_slow_clear_stops_at_its_deadline_reports_progress_and_is_finished_by_
 /// place forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clear_longer_than_its_deadline_completes_over_several_replays() {
-    let (server, proxy, cache) = behind_a_proxy().await;
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port());
+    let config = CacheConfig::builder()
+        .url(proxy.url())
+        .socket_timeout(Duration::from_secs(2))
+        .clear_timeout(Duration::from_millis(150))
+        .breaker_probe_interval(Duration::from_millis(100))
+        .fail_silently(false)
+        .build()
+        .unwrap();
+    let cache = Cache::new(config).await.unwrap();
     // Keys the pattern leaves alone keep the key space large, so that the walk needs many SCAN
     // pages however many of its own keys are gone (Redis shrinks a table that empties, and a
     // walk started over at cursor 0 would then see the last keys early).
