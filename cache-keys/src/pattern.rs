@@ -33,9 +33,8 @@
 //!
 //! [`tokens`] exposes the parsed form, so that other code can reason about patterns (which keys
 //! two patterns share, say) with exactly the meaning the matcher gives them; [`matches()`] and
-//! [`matches_bytes`] run on those tokens. `integration-tests/tests/shared/glob_differential.rs`
-//! checks the matcher against `SCAN ... MATCH` of a real `redis-server` over random keys and
-//! patterns.
+//! [`matches_bytes`] run on those tokens. `integration-tests/tests/glob_differential.rs` checks
+//! the matcher against `SCAN ... MATCH` of a real `redis-server` over random keys and patterns.
 
 use std::fmt;
 

@@ -1,7 +1,7 @@
 //! A service that exits while an invalidation is pending (Redis unreachable), written the way a
 //! user writes one: `#[tokio::main]`, the cache from the environment, a `tracing` subscriber.
 //! With `--shutdown` it calls `cache_core::shutdown` before returning; without, it just returns.
-//! `tests/shared/shutdown.rs` runs it and reads what it logged.
+//! `tests/shutdown.rs` runs it and reads what it logged.
 
 use std::time::Duration;
 
